@@ -1,0 +1,110 @@
+"""Nuclei tiles as a LightningDataModule: image, foreground mask, distance map, instances.
+
+Targets are computed after augmentation from the (augmented) instance map, so the
+foreground and distance targets always match the image the network sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medprune.data.synthetic_nuclei import generate_nuclei_split
+from medprune.data.targets import distance_map, foreground_mask
+from medprune.data.transforms import nuclei_train_transform
+
+
+class NucleiTiles(Dataset):
+    """Items: ``image`` (3, H, W) float in [0, 1], ``foreground`` and ``distance`` (1, H, W)
+    float, ``instances`` (H, W) int64 (0 = background)."""
+
+    def __init__(
+        self, images: np.ndarray, instances: np.ndarray, transform: Callable | None = None
+    ) -> None:
+        if images.shape[:3] != instances.shape or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(
+                f"NucleiTiles: expected images (N, H, W, 3) and instances (N, H, W), got "
+                f"{images.shape} and {instances.shape}"
+            )
+        self.images, self.instances, self.transform = images, instances, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, instances = self.images[index], self.instances[index]
+        if self.transform is not None:
+            out = self.transform(image=image, mask=instances)
+            image, instances = out["image"], out["mask"]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255,
+            "foreground": torch.from_numpy(foreground_mask(instances))[None],
+            "distance": torch.from_numpy(distance_map(instances))[None],
+            "instances": torch.from_numpy(instances.astype(np.int64)),
+        }
+
+
+class NucleiSyntheticDataModule(L.LightningDataModule):
+    """Built-in H&E-like tiles (``medprune.data.synthetic_nuclei``), generated in ``setup``.
+
+    The three splits come from independent seeds derived from ``seed``, so no tile is shared.
+    Val and test tiles are whole tiles, never augmented.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        tile_size: int = 128,
+        train_tiles: int = 64,
+        val_tiles: int = 16,
+        test_tiles: int = 32,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        augment: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("train_tiles", train_tiles),
+            ("val_tiles", val_tiles),
+            ("test_tiles", test_tiles),
+            ("batch_size", batch_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"data.{name}={value!r}: expected an integer >= 1")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"data.num_workers={num_workers!r}: expected an integer >= 0")
+        self.save_hyperparameters()
+        self.splits: dict[str, NucleiTiles] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        hp = self.hparams
+        counts = {"train": hp.train_tiles, "val": hp.val_tiles, "test": hp.test_tiles}
+        for offset, (split, count) in enumerate(counts.items()):
+            images, instances = generate_nuclei_split(hp.seed * 3 + offset, count, hp.tile_size)
+            transform = nuclei_train_transform() if split == "train" and hp.augment else None
+            self.splits[split] = NucleiTiles(images, instances, transform)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            drop_last=shuffle and len(self.splits[split]) > self.hparams.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

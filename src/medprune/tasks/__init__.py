@@ -1,0 +1,5 @@
+"""LightningModules: losses, metrics and logging per task. They know nothing of pruning."""
+
+from medprune.tasks.nuclei import NucleiSegmentationTask
+
+__all__ = ["NucleiSegmentationTask"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from medprune.config import validate_config
@@ -41,6 +42,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     net = instantiate(cfg.model)
     module = instantiate(cfg.task, net=net, _convert_="all")
     callbacks = _instantiate_dict(cfg.get("callbacks"))
+    if cfg.trainer.get("enable_progress_bar") is False:  # honour it rather than crash on the bar
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if cfg.pruning.scope != "none":
         callbacks.append(instantiate(cfg.pruning, _convert_="all"))
     loggers = _instantiate_dict(cfg.get("logger"))

@@ -75,7 +75,9 @@ def test_clusters_have_touching_instances() -> None:
 
 def test_no_clusters_gives_few_touching() -> None:
     clustered = sum(len(_touching_pairs(generate_nuclei_tile(s)[1])) for s in range(5))
-    isolated = sum(len(_touching_pairs(generate_nuclei_tile(s, cluster_fraction=0.0)[1])) for s in range(5))
+    isolated = sum(
+        len(_touching_pairs(generate_nuclei_tile(s, cluster_fraction=0.0)[1])) for s in range(5)
+    )
     assert isolated < clustered
 
 
@@ -118,8 +120,10 @@ def test_splits_with_different_seeds_share_no_tiles() -> None:
 
 def test_split_kwargs_forwarded_and_empty_split() -> None:
     imgs, labs = generate_nuclei_split(2, 2, 64, cluster_fraction=0.0, mean_radius=4.0)
-    assert np.array_equal(labs[0], generate_nuclei_tile(derive_tile_seed(2, 0), 64, cluster_fraction=0.0,
-                                                        mean_radius=4.0)[1])
+    assert np.array_equal(
+        labs[0],
+        generate_nuclei_tile(derive_tile_seed(2, 0), 64, cluster_fraction=0.0, mean_radius=4.0)[1],
+    )
     imgs, labs = generate_nuclei_split(0, 0, 64)
     assert imgs.shape == (0, 64, 64, 3) and labs.shape == (0, 64, 64)
 

@@ -247,7 +247,9 @@ def test_matches_slow_reference_on_random_maps(seed):
     # Blocky multi-part instances; pred = GT with 15% of blocks relabelled, shifted 1 px.
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 10, size=(8, 8))
-    noisy = np.where(rng.random(blocks.shape) < 0.15, rng.integers(0, 12, size=blocks.shape), blocks)
+    noisy = np.where(
+        rng.random(blocks.shape) < 0.15, rng.integers(0, 12, size=blocks.shape), blocks
+    )
     true = blocks.repeat(4, 0).repeat(4, 1)
     pred = np.roll(noisy.repeat(4, 0).repeat(4, 1), 1, axis=1) * 7
     aji_ref, pq_ref = _reference(true, pred)

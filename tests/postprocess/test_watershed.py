@@ -123,8 +123,11 @@ def test_validation_errors(kwargs, match):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(fg_threshold=2), "fg_threshold"), (dict(marker_threshold="a"), "marker_threshold"),
-     (dict(min_size=-3), "min_size")],
+    [
+        (dict(fg_threshold=2), "fg_threshold"),
+        (dict(marker_threshold="a"), "marker_threshold"),
+        (dict(min_size=-3), "min_size"),
+    ],
 )
 def test_postprocessor_constructor_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -58,7 +58,9 @@ def _check_int(name: str, value: object, minimum: int, unit: str = "") -> None:
         raise ValueError(f"{name} must be an int >= {minimum}{unit}, got {value!r}")
 
 
-def _check_float(name: str, value: object, lo: float, hi: float = math.inf, lo_open: bool = True) -> None:
+def _check_float(
+    name: str, value: object, lo: float, hi: float = math.inf, lo_open: bool = True
+) -> None:
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -68,9 +70,14 @@ def _check_float(name: str, value: object, lo: float, hi: float = math.inf, lo_o
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
-def _check_args(size: object, nuclei_density: object = DEFAULT_NUCLEI_DENSITY,
-                mean_radius: object = DEFAULT_MEAN_RADIUS, cluster_fraction: object = DEFAULT_CLUSTER_FRACTION,
-                min_area: object = MIN_INSTANCE_AREA, **_: object) -> None:
+def _check_args(
+    size: object,
+    nuclei_density: object = DEFAULT_NUCLEI_DENSITY,
+    mean_radius: object = DEFAULT_MEAN_RADIUS,
+    cluster_fraction: object = DEFAULT_CLUSTER_FRACTION,
+    min_area: object = MIN_INSTANCE_AREA,
+    **_: object,
+) -> None:
     _check_int("size", size, 32, " px")
     _check_float("nuclei_density", nuclei_density, 0.0)
     _check_float("mean_radius", mean_radius, 0.0)
@@ -85,8 +92,9 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
-def _place_nuclei(rng: np.random.Generator, size: int, n: int, mean_radius: float,
-                  cluster_fraction: float) -> np.ndarray:
+def _place_nuclei(
+    rng: np.random.Generator, size: int, n: int, mean_radius: float, cluster_fraction: float
+) -> np.ndarray:
     """Return (n, 6) rows (cy, cx, a, b, theta, clustered) in drawing order; a, b in px."""
     r = mean_radius * np.clip(rng.lognormal(0.0, 0.22, n), 0.6, 1.6)
     q = rng.uniform(0.5, 1.0, n)  # minor/major axis ratio
@@ -132,7 +140,9 @@ def _rasterise(rng: np.random.Generator, size: int, nuclei: np.ndarray) -> np.nd
         u = (xx * np.cos(th) + yy * np.sin(th)) / a
         v = (-xx * np.sin(th) + yy * np.cos(th)) / b
         phi = np.arctan2(v, u)
-        wobble = 1.0 + sum(c * np.cos((h + 2) * phi + p) for h, (c, p) in enumerate(zip(coef, phase)))
+        wobble = 1.0 + sum(
+            c * np.cos((h + 2) * phi + p) for h, (c, p) in enumerate(zip(coef, phase))
+        )
         mask = u * u + v * v <= wobble * wobble
         labels[y0:y1, x0:x1][mask] = k
     return labels
@@ -188,10 +198,16 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
         hetero = np.concatenate([[0.0], rng.uniform(0.15, 0.55, n)])  # chromatin coarseness
         vesicular = np.concatenate([[0.0], rng.uniform(0.0, 1.0, n) < 0.2])
         chrom = ndimage.gaussian_filter(rng.standard_normal((size, size)), 0.9) * 2.2
-        clumps = np.clip(ndimage.gaussian_filter(rng.standard_normal((size, size)), 1.3) * 3.0, 0, None)
+        clumps = np.clip(
+            ndimage.gaussian_filter(rng.standard_normal((size, size)), 1.3) * 3.0, 0, None
+        )
         pad = np.pad(labels, 1, mode="edge")
-        rim = inside & ((pad[:-2, 1:-1] != labels) | (pad[2:, 1:-1] != labels)
-                        | (pad[1:-1, :-2] != labels) | (pad[1:-1, 2:] != labels))
+        rim = inside & (
+            (pad[:-2, 1:-1] != labels)
+            | (pad[2:, 1:-1] != labels)
+            | (pad[1:-1, :-2] != labels)
+            | (pad[1:-1, 2:] != labels)
+        )
         dist = ndimage.distance_transform_edt(inside & ~rim)
         nuc = dark[labels] * (1 + hetero[labels] * (0.5 * chrom + 0.6 * clumps))
         nuc *= np.where(vesicular[labels] > 0, 0.55 + 0.45 * np.exp(-dist), 1.0)
@@ -242,7 +258,9 @@ def generate_nuclei_tile(
     return _render(rng, instances), instances
 
 
-def generate_nuclei_split(seed: int, count: int, size: int = 128, **kw: float) -> tuple[np.ndarray, np.ndarray]:
+def generate_nuclei_split(
+    seed: int, count: int, size: int = 128, **kw: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``count`` tiles; tile i is ``generate_nuclei_tile(derive_tile_seed(seed, i))``.
 
     Seeds come from ``SeedSequence(seed, spawn_key=(i,))`` so splits built from

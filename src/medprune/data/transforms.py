@@ -16,9 +16,7 @@ def nuclei_train_transform() -> A.Compose:
             A.HorizontalFlip(p=0.5),
             A.VerticalFlip(p=0.5),
             A.RandomRotate90(p=0.5),
-            A.HueSaturationValue(
-                hue_shift_limit=8, sat_shift_limit=12, val_shift_limit=8, p=0.5
-            ),
+            A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=12, val_shift_limit=8, p=0.5),
             A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
         ]
     )

@@ -20,6 +20,7 @@ watershed lines, so flooding from the markers splits touching nuclei along
 their contact line. Foreground components that received no marker are kept as
 their own instances, so no foreground pixel is lost before the size filter.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -34,7 +35,11 @@ _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity for 2D component labellin
 
 
 def _check_threshold(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= float(value) <= 1.0
+    ):
         raise ValueError(f"{name} must be a real number in [0, 1], got {value!r}")
     return float(value)
 
@@ -48,7 +53,9 @@ def _check_size(name: str, value) -> int:
 def _check_map(name: str, arr, ndim: int = 2) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}D array, got ndim={arr.ndim} with shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a {ndim}D array, got ndim={arr.ndim} with shape {arr.shape}"
+        )
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     return arr
@@ -84,7 +91,9 @@ def markers_from_distance(
     min_marker_size = _check_size("min_marker_size", min_marker_size)
     distance, fg = np.asarray(distance), np.asarray(fg, dtype=bool)
     if distance.shape != fg.shape:
-        raise ValueError(f"distance and fg must have the same shape, got {distance.shape} and {fg.shape}")
+        raise ValueError(
+            f"distance and fg must have the same shape, got {distance.shape} and {fg.shape}"
+        )
     markers, _ = ndi.label((distance > threshold) & fg, structure=_EIGHT)
     markers = _remove_small(markers, min_marker_size)
     return relabel_sequential(markers)[0].astype(np.int32)
@@ -100,7 +109,9 @@ def instances_from_maps(
     """Instance label map (H, W) int32, background 0, instances 1..N."""
     prob, distance = _check_map("prob", prob), _check_map("distance", distance)
     if prob.shape != distance.shape:
-        raise ValueError(f"prob and distance must have the same shape, got {prob.shape} and {distance.shape}")
+        raise ValueError(
+            f"prob and distance must have the same shape, got {prob.shape} and {distance.shape}"
+        )
     fg_threshold = _check_threshold("fg_threshold", fg_threshold)
     marker_threshold = _check_threshold("marker_threshold", marker_threshold)
     min_size = _check_size("min_size", min_size)
@@ -121,24 +132,32 @@ def instances_from_maps(
 class WatershedPostprocessor:
     """Config-carrying wrapper around :func:`instances_from_maps`."""
 
-    def __init__(self, fg_threshold: float = 0.5, marker_threshold: float = 0.5, min_size: int = 10) -> None:
+    def __init__(
+        self, fg_threshold: float = 0.5, marker_threshold: float = 0.5, min_size: int = 10
+    ) -> None:
         self.fg_threshold = _check_threshold("fg_threshold", fg_threshold)
         self.marker_threshold = _check_threshold("marker_threshold", marker_threshold)
         self.min_size = _check_size("min_size", min_size)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(fg_threshold={self.fg_threshold}, "
-                f"marker_threshold={self.marker_threshold}, min_size={self.min_size})")
+        return (
+            f"{type(self).__name__}(fg_threshold={self.fg_threshold}, "
+            f"marker_threshold={self.marker_threshold}, min_size={self.min_size})"
+        )
 
     def __call__(self, prob: np.ndarray, distance: np.ndarray) -> np.ndarray:
         """One 2D (H, W) pair of maps -> (H, W) int32 instance labels."""
-        return instances_from_maps(prob, distance, self.fg_threshold, self.marker_threshold, self.min_size)
+        return instances_from_maps(
+            prob, distance, self.fg_threshold, self.marker_threshold, self.min_size
+        )
 
     def batch(self, prob: np.ndarray, distance: np.ndarray) -> np.ndarray:
         """(N, H, W) maps -> (N, H, W) int32 instance labels (ids restart at 1 per tile)."""
         prob, distance = _check_map("prob", prob, ndim=3), _check_map("distance", distance, ndim=3)
         if prob.shape != distance.shape:
-            raise ValueError(f"prob and distance must have the same shape, got {prob.shape} and {distance.shape}")
+            raise ValueError(
+                f"prob and distance must have the same shape, got {prob.shape} and {distance.shape}"
+            )
         out = np.zeros(prob.shape, dtype=np.int32)
         for i in range(prob.shape[0]):
             out[i] = self(prob[i], distance[i])

@@ -50,7 +50,7 @@ class GradualMagnitudePruning(L.Callback):
         target_sparsity: float = 0.9,
         initial_sparsity: float = 0.0,
         begin: float = 0.1,
-        end: float = 0.7,
+        end: float = 0.6,
         frequency: int = 10,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),
@@ -127,8 +127,8 @@ class GradualMagnitudePruning(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.last_update_step < self.end_step:
             warnings.warn(
-                f"training stopped at step {trainer.global_step}, before the pruning schedule ended "
-                f"(step {self.end_step}): sparsity target {self.current_target:.4f} of "
+                f"training stopped at step {trainer.global_step}, before the pruning schedule "
+                f"ended (step {self.end_step}): sparsity target {self.current_target:.4f} of "
                 f"{self.target_sparsity:.4f} reached",
                 stacklevel=1,
             )

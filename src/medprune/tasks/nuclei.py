@@ -83,12 +83,17 @@ class NucleiSegmentationTask(L.LightningModule):
         metrics = self.metrics[stage]
         metrics["dice"].update((prob > 0.5).long(), batch["foreground"][:, 0].long())
         metrics["mse"].update(distance, batch["distance"])
-        pred = self.postprocess.batch(prob.float().cpu().numpy(), distance[:, 0].float().cpu().numpy())
+        pred = self.postprocess.batch(
+            prob.float().cpu().numpy(), distance[:, 0].float().cpu().numpy()
+        )
         metrics["instances"].update(batch["instances"].cpu().numpy(), pred)
 
     def _eval_epoch_end(self, stage: str) -> None:
         metrics = self.metrics[stage]
-        values = {f"{stage}/dice": metrics["dice"].compute(), f"{stage}/mse": metrics["mse"].compute()}
+        values = {
+            f"{stage}/dice": metrics["dice"].compute(),
+            f"{stage}/mse": metrics["mse"].compute(),
+        }
         values.update({f"{stage}/{k}": v for k, v in metrics["instances"].compute().items()})
         self.log_dict(values, prog_bar=stage == "val")
         for metric in metrics.values():
@@ -114,4 +119,7 @@ class NucleiSegmentationTask(L.LightningModule):
             return {"optimizer": optimizer}
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

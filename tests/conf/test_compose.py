@@ -1,0 +1,68 @@
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
+from conftest import CONF, compose_train
+from medprune.config import validate_config
+
+GROUPS = ["task", "data", "model", "pruning", "trainer", "logger", "callbacks", "paths", "hydra"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{g}={o}" for g in GROUPS if g not in ("hydra",) for o in options(g)],
+)
+def test_every_group_option_composes_and_resolves(override, tmp_path):
+    cfg = compose_train([override], tmp_path)
+    validate_config(cfg)
+    # everything but Hydra's own runtime values resolves
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_every_group_is_in_the_defaults():
+    cfg = compose_train([])
+    for key in ("task", "data", "model", "pruning", "trainer", "callbacks", "paths"):
+        assert key in cfg
+    assert cfg.task_name == "nuclei" and cfg.pruning.scope == "none"
+
+
+def test_main_command_overrides_need_no_plus():
+    cfg = compose_train(["pruning=global", "sparsity=0.9375"])
+    assert cfg.pruning.scope == "global" and cfg.pruning.target_sparsity == 0.9375
+    cfg = compose_train(["pruning=layerwise", "sparsity=0.8", "seed=3", "ckpt_path=null"])
+    assert cfg.pruning.scope == "layerwise" and cfg.pruning.target_sparsity == 0.8
+    assert cfg.seed == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["pruning=global", "sparsity=1.0"], r"pruning.target_sparsity \(set by sparsity=\)=1.0"),
+        (["pruning=global", "sparsity=1.5"], r"sparsity=\)=1.5: expected a value in \[0, 1\)"),
+        (["pruning=layerwise", "sparsity=-0.1"], r"=-0.1: expected a value in \[0, 1\)"),
+        (["pruning=global", "pruning.scope=channel"], r"pruning.scope='channel': expected one of"),
+        (
+            ["pruning=global", "pruning.begin=0.5", "pruning.end=0.5"],
+            r"pruning.end=0.5: the schedule",
+        ),
+        (["pruning=global", "pruning.frequency=0"], r"pruning.frequency=0"),
+        (["ckpt_path=/no/such.ckpt"], r"ckpt_path=/no/such.ckpt: no such checkpoint"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(overrides, match):
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        validate_config(compose_train(overrides))
+
+
+def test_schema_rejects_unknown_keys_and_wrong_types():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_train(["pruning=global", "pruning.sparsityy=0.5"])
+    assert "sparsityy" in str(err.value.__cause__ or err.value)
+    with pytest.raises((ConfigCompositionException, ValidationError)) as err:
+        compose_train(["pruning=global", "pruning.frequency=often"])
+    assert "frequency" in str(err.value.__cause__ or err.value)

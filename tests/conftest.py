@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny Hydra configs composed from conf/ exactly as train.py composes them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from medprune.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# Tiny but real: 64 px tiles, a 3-level U-Net of width 4, two epochs of 2 steps.
+TINY = [
+    "data.tile_size=64",
+    "data.train_tiles=8",
+    "data.val_tiles=2",
+    "data.test_tiles=2",
+    "data.batch_size=4",
+    "model.base_channels=4",
+    "model.depth=3",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "pruning.frequency=1",
+    "logger=csv",
+]
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else []
+        return compose("train", overrides=[*overrides, *extra])
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    def make(*overrides: str) -> DictConfig:
+        return compose_train([*TINY, *overrides], tmp_path / "run")
+
+    return make

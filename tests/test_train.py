@@ -1,5 +1,6 @@
 """train(cfg) end to end on tiny settings, in process and through the train.py CLI."""
 
+import csv
 import json
 import os
 import subprocess
@@ -57,17 +58,30 @@ def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope,
         p["prunable_params"] / p["nonzero_prunable_params"]
     )
     assert (out / "checkpoints" / "best.ckpt").is_file()
+    rows = list(csv.DictReader((out / "csv" / "version_0" / "metrics.csv").open()))
+    updates = [r for r in rows if r.get("pruning/sparsity")]
+    if scope == "none":
+        assert not updates
+    else:  # 4 steps: schedule 0..2 (begin round(0.4), end round(2.4)); step 1 subsumes step 0
+        assert [int(r["step"]) for r in updates] == [1, 2]
+        assert float(updates[-1]["pruning/target_sparsity"]) == sparsity
+        assert float(updates[-1]["pruning/sparsity"]) == pytest.approx(p["achieved_sparsity"])
+        assert updates[-1]["pruning/sparsity_seg"] and updates[-1]["pruning/sparsity_dist"]
     assert "${" not in (out / "config.yaml").read_text()  # resolved
 
 
-def test_a_run_never_overwrites_an_earlier_summary(tiny_cfg):
+def test_a_run_never_overwrites_an_earlier_run(tiny_cfg):
     cfg = tiny_cfg("pruning=none")
     train(cfg)
     summary = ROOT / cfg.paths.output_dir / "summary.json"
-    before = summary.read_bytes()
-    with pytest.raises(FileExistsError, match="summary.json exists"):
+    ckpt = summary.parent / "checkpoints" / "last.ckpt"
+    ckpt_before = ckpt.read_bytes()
+    with pytest.raises(FileExistsError, match="summary.json exists: .* holds an earlier run"):
         train(cfg)
-    assert summary.read_bytes() == before
+    summary.unlink()  # even without a summary, its checkpoints are kept
+    with pytest.raises(FileExistsError, match="checkpoints exists: .* holds an earlier run"):
+        train(cfg)
+    assert ckpt.read_bytes() == ckpt_before
 
 
 def run_cli(args, tmp_path):

@@ -28,12 +28,21 @@ def _instantiate_dict(node: DictConfig | None) -> list[Any]:
     return [instantiate(v) for v in (node or {}).values() if v is not None and "_target_" in v]
 
 
+def _check_fresh_output_dir(out: Path) -> None:
+    """An output folder belongs to one run: never overwrite another run's results."""
+    for taken in (out / "summary.json", out / "checkpoints"):
+        if taken.is_file() or (taken.is_dir() and any(taken.iterdir())):
+            raise FileExistsError(
+                f"{taken} exists: {out} holds an earlier run; choose a new hydra.run.dir "
+                f"(or paths.output_dir). To resume, pass ckpt_path=<old run>/checkpoints/last.ckpt"
+            )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, test the final weights and write ``summary.json`` in ``cfg.paths.output_dir``."""
     validate_config(cfg)
     out = Path(cfg.paths.output_dir)
-    if (out / "summary.json").exists():
-        raise FileExistsError(f"{out}/summary.json exists: choose a new paths.output_dir")
+    _check_fresh_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 

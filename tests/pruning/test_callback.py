@@ -1,4 +1,5 @@
 import lightning as L
+from lightning.pytorch.loggers import Logger
 import pytest
 import torch
 from torch import nn
@@ -41,6 +42,22 @@ class ZeroWatcher(L.Callback):
         self.history.append({n: (w == 0).clone() for n, w in self.pruning._params.items()})
 
 
+class MemoryLogger(Logger):
+    """Keeps every ``log_metrics`` call, to see what reached the loggers and at which step."""
+
+    name, version = "memory", 0
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def log_metrics(self, metrics, step=None):
+        self.records.append((step, dict(metrics)))
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
 def fit(callback, steps=20, tmp_path=None, **trainer_kw):
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(steps * 4, 1, 4, 4), torch.randn(steps * 4, 1))
@@ -49,7 +66,8 @@ def fit(callback, steps=20, tmp_path=None, **trainer_kw):
     trainer = L.Trainer(
         max_epochs=1,
         callbacks=[callback, watcher],
-        logger=False,
+        logger=MemoryLogger(),
+        log_every_n_steps=50,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -80,6 +98,20 @@ def test_global_reaches_exact_target_and_pruned_stay_zero(tmp_path):
         assert all(torch.all(after[n] | ~before[n]) for n in before)
     assert trainer.callback_metrics["pruning/sparsity"] == pytest.approx(0.9, abs=1e-3)
     assert trainer.callback_metrics["pruning/target_sparsity"] == pytest.approx(0.9)
+    # every mask update reaches the logger, although log_every_n_steps=50 > the run's 20 steps
+    logged = [(step, m) for step, m in trainer.logger.records if "pruning/sparsity" in m]
+    assert [step for step, _ in logged] == [2, 5, 8, 11, 12]
+    assert logged[-1][1]["pruning/target_sparsity"] == pytest.approx(0.9)
+    assert logged[-1][1]["pruning/sparsity"] == pytest.approx(0.9, abs=1e-3)
+    # sparsity per top-level child of the network (the seg/dist branches of the nuclei model)
+    assert set(logged[0][1]) == {
+        "pruning/target_sparsity",
+        "pruning/sparsity",
+        "pruning/nonzero_params",
+        "pruning/sparsity_0",
+        "pruning/sparsity_4",
+        "pruning/sparsity_6",
+    }
 
 
 def test_layerwise_prunes_each_layer_to_target(tmp_path):

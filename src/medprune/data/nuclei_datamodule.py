@@ -61,7 +61,7 @@ class NucleiSyntheticDataModule(L.LightningDataModule):
         tile_size: int = 128,
         train_tiles: int = 64,
         val_tiles: int = 16,
-        test_tiles: int = 32,
+        test_tiles: int = 64,
         batch_size: int = 8,
         num_workers: int = 0,
         augment: bool = True,

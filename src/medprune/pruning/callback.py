@@ -50,7 +50,7 @@ class GradualMagnitudePruning(L.Callback):
         target_sparsity: float = 0.9,
         initial_sparsity: float = 0.0,
         begin: float = 0.1,
-        end: float = 0.6,
+        end: float = 0.5,
         frequency: int = 10,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),
@@ -97,7 +97,13 @@ class GradualMagnitudePruning(L.Callback):
     # -- schedule ----------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.begin_step is None:  # a resumed run keeps the schedule it started with
-            total = int(trainer.estimated_stepping_batches)
+            total = trainer.estimated_stepping_batches
+            if total == float("inf"):
+                raise ValueError(
+                    "GradualMagnitudePruning needs a finite run to place its schedule: "
+                    "set trainer.max_epochs or trainer.max_steps"
+                )
+            total = int(total)
             self.begin_step = round(self.begin * total)
             self.end_step = max(self.begin_step + 1, round(self.end * total))
         self._updates = update_steps(self.begin_step, self.end_step, self.frequency)
@@ -120,7 +126,7 @@ class GradualMagnitudePruning(L.Callback):
         if due and due[-1] > self.last_update_step:
             self.update_masks(due[-1])
             self.apply_masks()
-            pl_module.log_dict(self.log_values(), on_step=True, on_epoch=False)
+            self.log_to(trainer)
         else:
             self.apply_masks()
 
@@ -151,6 +157,14 @@ class GradualMagnitudePruning(L.Callback):
             if mask.device != weight.device:
                 self.masks[name] = mask = mask.to(weight.device)
             weight.mul_(mask)
+
+    def log_to(self, trainer: L.Trainer) -> None:
+        """Straight to the loggers: every mask update is recorded, whatever
+        ``log_every_n_steps`` says (``self.log`` would drop updates between logging steps)."""
+        values = self.log_values()
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
 
     def log_values(self) -> dict[str, float]:
         stats = sparsity_stats(self._params)

@@ -21,6 +21,7 @@ TINY = [
     "data.val_tiles=2",
     "data.test_tiles=2",
     "data.batch_size=4",
+    "data.train_crop=32",
     "model.base_channels=4",
     "model.depth=3",
     "trainer.max_epochs=2",

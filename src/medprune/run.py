@@ -6,7 +6,6 @@ loggers -> ``Trainer.fit`` -> ``Trainer.test`` on the final weights -> summary.j
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
@@ -19,8 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from medprune.config import validate_config
 from medprune.summary import print_summary, pruning_summary, write_summary
-
-log = logging.getLogger(__name__)
 
 
 def _instantiate_dict(node: DictConfig | None) -> list[Any]:

@@ -1,7 +1,7 @@
 import lightning as L
-from lightning.pytorch.loggers import Logger
 import pytest
 import torch
+from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

@@ -32,6 +32,7 @@ class NucleiSegmentationTask(L.LightningModule):
         weight_decay: float = 0.0,
         dist_loss_weight: float = 1.0,
         cosine_schedule: bool = True,
+        channels_last: bool = True,
         postprocess: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -40,7 +41,9 @@ class NucleiSegmentationTask(L.LightningModule):
         if not dist_loss_weight >= 0:
             raise ValueError(f"task.dist_loss_weight={dist_loss_weight!r}: expected >= 0")
         self.save_hyperparameters(ignore=["net"])
-        self.net = net
+        # NHWC convolutions are ~20 % faster on CPU (oneDNN) and on GPU tensor cores; the
+        # parameters stay the same objects, so pruning masks and state_dict keys are unaffected.
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.postprocess = WatershedPostprocessor(**dict(postprocess or {}))
         self.metrics = nn.ModuleDict(
             {
@@ -59,6 +62,8 @@ class NucleiSegmentationTask(L.LightningModule):
         )
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
         return self.net(image)
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], ...]:

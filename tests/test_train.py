@@ -62,8 +62,8 @@ def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope,
     updates = [r for r in rows if r.get("pruning/sparsity")]
     if scope == "none":
         assert not updates
-    else:  # 4 steps: schedule 0..2 (begin round(0.4), end round(2.4)); step 1 subsumes step 0
-        assert [int(r["step"]) for r in updates] == [1, 2]
+    else:  # 4 steps: schedule 0..3 (begin round(0.4), end round(2.8)); step 1 subsumes step 0
+        assert [int(r["step"]) for r in updates] == [1, 2, 3]
         assert float(updates[-1]["pruning/target_sparsity"]) == sparsity
         assert float(updates[-1]["pruning/sparsity"]) == pytest.approx(p["achieved_sparsity"])
         assert updates[-1]["pruning/sparsity_seg"] and updates[-1]["pruning/sparsity_dist"]

@@ -32,7 +32,7 @@ class PruningConfig:
     target_sparsity: float = 0.0
     initial_sparsity: float = 0.0
     begin: float = 0.1
-    end: float = 0.5
+    end: float = 0.7
     frequency: int = 10
     include: list[str] = field(default_factory=lambda: ["*"])
     exclude: list[str] = field(default_factory=list)

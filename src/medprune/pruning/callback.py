@@ -50,7 +50,7 @@ class GradualMagnitudePruning(L.Callback):
         target_sparsity: float = 0.9,
         initial_sparsity: float = 0.0,
         begin: float = 0.1,
-        end: float = 0.5,
+        end: float = 0.7,
         frequency: int = 10,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),

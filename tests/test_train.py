@@ -112,3 +112,9 @@ def test_cli_bad_pruning_config_stops_before_training(tmp_path):
         "pruning.target_sparsity (set by sparsity=)=1.5: expected a value in [0, 1)" in proc.stderr
     )
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_callback_entry_without_target_fails_naming_it(tiny_cfg):
+    cfg = tiny_cfg("pruning=none", "+callbacks.my_callback.patience=3")
+    with pytest.raises(ValueError, match="callbacks.my_callback has no _target_"):
+        train(cfg)

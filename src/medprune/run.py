@@ -20,9 +20,17 @@ from medprune.config import validate_config
 from medprune.summary import print_summary, pruning_summary, write_summary
 
 
-def _instantiate_dict(node: DictConfig | None) -> list[Any]:
-    """Callbacks and loggers are dicts keyed by name so one can be overridden or removed."""
-    return [instantiate(v) for v in (node or {}).values() if v is not None and "_target_" in v]
+def _instantiate_dict(node: DictConfig | None, group: str) -> list[Any]:
+    """Callbacks and loggers are dicts keyed by name so one can be overridden or removed
+    (``callbacks.rich_progress_bar=null``)."""
+    objects = []
+    for name, value in (node or {}).items():
+        if value is None:
+            continue
+        if "_target_" not in value:
+            raise ValueError(f"{group}.{name} has no _target_: expected a class to instantiate")
+        objects.append(instantiate(value))
+    return objects
 
 
 def _check_fresh_output_dir(out: Path) -> None:
@@ -44,15 +52,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model)
-    module = instantiate(cfg.task, net=net, _convert_="all")
-    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    # Callbacks and loggers first: their config errors surface before any data is generated.
+    callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
     if cfg.trainer.get("enable_progress_bar") is False:  # honour it rather than crash on the bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if cfg.pruning.scope != "none":
         callbacks.append(instantiate(cfg.pruning, _convert_="all"))
-    loggers = _instantiate_dict(cfg.get("logger"))
+    loggers = _instantiate_dict(cfg.get("logger"), "logger")
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.task, net=net, _convert_="all")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
         for logger in loggers:

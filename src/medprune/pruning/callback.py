@@ -146,6 +146,8 @@ class GradualMagnitudePruning(L.Callback):
         self.last_update_step = step
 
     def _masked_weights(self) -> dict[str, torch.Tensor]:
+        """The optimizer step just moved pruned weights off zero: rank them as zero again, so
+        pruned weights stay pruned and masks only grow sparser."""
         if not self.masks:
             return dict(self._params)
         return {n: w * self.masks[n].to(w.device) for n, w in self._params.items()}

@@ -41,9 +41,9 @@ class NucleiSegmentationTask(L.LightningModule):
         if not dist_loss_weight >= 0:
             raise ValueError(f"task.dist_loss_weight={dist_loss_weight!r}: expected >= 0")
         self.save_hyperparameters(ignore=["net"])
-        # NHWC convolutions: a training step of the default model on 2 CPU cores went from
-        # 0.58 s to 0.45 s (batch 8, 128 px). Parameters stay the same objects, so pruning
-        # masks and state_dict keys are unaffected.
+        # NHWC convolutions: 257 -> 193 ms per training step of the default model on 2 CPU
+        # cores (batch 8, 96 px; benchmarks/train_step_time.py). Parameters stay the same
+        # objects, so pruning masks and state_dict keys are unaffected.
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.postprocess = WatershedPostprocessor(**dict(postprocess or {}))
         self.metrics = nn.ModuleDict(

@@ -71,3 +71,39 @@ def test_prunable_selection_by_type_and_branch_glob():
 def test_sparsity_stats_counts_zeros():
     stats = sparsity_stats({"a": torch.tensor([0.0, 1.0, 0.0, 2.0]), "b": torch.zeros(4)})
     assert stats == {"params": 8, "nonzero": 2, "sparsity": 0.75}
+
+
+def test_previously_pruned_weights_never_come_back():
+    # the pruned weight has since grown large (as momentum would push it): it stays pruned,
+    # and the next-smallest live weight goes instead
+    w = torch.tensor([5.0, 0.1, 0.2, 3.0])
+    previous = {"w": torch.tensor([False, True, True, True])}
+    masks = magnitude_masks({"w": w}, 0.5, "global", previous=previous)
+    assert masks["w"].tolist() == [False, False, True, True]
+    # ties among zeros: without previous masks topk may pick either zero; with them, the old one
+    z = torch.zeros(4)
+    prev = {"z": torch.tensor([True, True, False, True])}
+    assert magnitude_masks({"z": z}, 0.25, "layerwise", previous=prev)["z"].tolist() == [
+        True,
+        True,
+        False,
+        True,
+    ]
+
+
+def test_min_density_keeps_a_floor_and_global_still_meets_the_target():
+    # "small" holds the smallest weights: plain global pruning would empty it
+    params = {"small": torch.full((10,), 0.01), "big": torch.arange(1.0, 91.0)}
+    plain = magnitude_masks(params, 0.5, "global")
+    assert int(plain["small"].sum()) == 0
+    floored = magnitude_masks(params, 0.5, "global", min_density=0.2)
+    assert int(floored["small"].sum()) == 2  # ceil(0.2 * 10)
+    # the 2 weights saved in "small" are pruned in "big" instead: still 50 of 100 pruned
+    assert int((~floored["small"]).sum() + (~floored["big"]).sum()) == 50
+    assert int((~floored["big"]).sum()) == 42 and not floored["big"][-48:].logical_not().any()
+    layerwise = magnitude_masks({"w": torch.arange(1.0, 11.0)}, 0.95, "layerwise", min_density=0.0)
+    assert int(layerwise["w"].sum()) == 0  # round(9.5) = 10 (half to even): layer emptied
+    with pytest.raises(ValueError, match="unreachable with min_density=0.1"):
+        magnitude_masks({"w": torch.arange(1.0, 11.0)}, 0.95, "layerwise", min_density=0.1)
+    with pytest.raises(ValueError, match="unreachable with min_density=0.5"):
+        magnitude_masks(params, 0.6, "global", min_density=0.5)

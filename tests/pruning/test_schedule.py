@@ -31,3 +31,60 @@ def test_update_steps_include_end():
     assert update_steps(0, 30, 10) == [0, 10, 20, 30]
     with pytest.raises(ValueError, match="frequency=0"):
         update_steps(0, 10, 0)
+
+
+from medprune.pruning.schedule import (  # noqa: E402
+    iterative_round_steps,
+    linear_sparsity,
+    schedule_steps,
+    sparsity_at,
+)
+
+WINDOW = dict(initial=0.0, final=0.9375, begin_step=100, end_step=300)
+
+
+def test_linear_values():
+    assert linear_sparsity(100, **WINDOW) == 0.0
+    assert linear_sparsity(150, **WINDOW) == pytest.approx(0.9375 / 4)
+    assert linear_sparsity(200, **WINDOW) == pytest.approx(0.9375 / 2)
+    assert linear_sparsity(300, **WINDOW) == 0.9375
+    assert linear_sparsity(150, initial=0.5, final=0.9, begin_step=100, end_step=300) == (
+        pytest.approx(0.6)
+    )
+
+
+def test_constant_and_one_shot_values_and_steps():
+    assert [sparsity_at("constant", s, **WINDOW) for s in (0, 100, 500)] == [0.9375] * 3
+    assert schedule_steps("constant", 100, 300, 10) == [0]
+    assert [sparsity_at("one_shot", s, **WINDOW) for s in (0, 99, 100, 500)] == [
+        0.0,
+        0.0,
+        0.9375,
+        0.9375,
+    ]
+    assert schedule_steps("one_shot", 100, 300, 10) == [100]
+
+
+def test_iterative_rounds_remove_the_same_fraction_of_what_remains():
+    assert iterative_round_steps(100, 300, 3) == [100, 200, 300]
+    assert iterative_round_steps(0, 10, 4) == [0, 3, 7, 10]
+    assert iterative_round_steps(100, 300, 1) == [300]
+    values = [sparsity_at("iterative", s, rounds=3, **WINDOW) for s in (99, 100, 250, 300)]
+    # kept fraction after r of 3 rounds: 0.0625 ** (r / 3) -> 0.3969, 0.1575, 0.0625
+    assert values[0] == 0.0
+    assert values[1] == pytest.approx(1 - 0.0625 ** (1 / 3))
+    assert values[2] == pytest.approx(1 - 0.0625 ** (2 / 3))
+    assert values[3] == 0.9375  # exactly the target after the last round
+    # each round keeps the same fraction of the weights the previous round kept
+    kept = [1 - v for v in values[1:]]
+    assert kept[1] / kept[0] == pytest.approx(kept[2] / kept[1])
+    assert schedule_steps("iterative", 100, 300, 10, rounds=3) == [100, 200, 300]
+
+
+def test_cubic_and_linear_update_steps_and_unknown_schedule():
+    assert schedule_steps("cubic", 10, 35, 10) == [10, 20, 30, 35]
+    assert schedule_steps("linear", 10, 35, 10) == [10, 20, 30, 35]
+    with pytest.raises(ValueError, match="schedule='exp': expected one of cubic, linear"):
+        sparsity_at("exp", 1, **WINDOW)
+    with pytest.raises(ValueError, match="rounds=0"):
+        iterative_round_steps(0, 10, 0)

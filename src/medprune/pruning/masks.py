@@ -9,6 +9,7 @@ so global masks equal ``prune.global_unstructured(..., L1Unstructured)`` on the 
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -42,40 +43,100 @@ def _pruned_count(sparsity: float, numel: int) -> int:
 
 
 def magnitude_masks(
-    params: Mapping[str, torch.Tensor], sparsity: float, scope: str
+    params: Mapping[str, torch.Tensor],
+    sparsity: float,
+    scope: str,
+    previous: Mapping[str, torch.Tensor] | None = None,
+    min_density: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Boolean keep-masks (True = kept) pruning the smallest-magnitude weights.
 
     ``scope="global"`` ranks all weights together (one network-wide threshold, so layers end
     at different sparsities); ``scope="layerwise"`` prunes every tensor to ``sparsity``.
-    Already-zero weights have the smallest magnitude, so masks only grow sparser as the
-    target rises.
+    Weights pruned in ``previous`` masks rank below every other weight, so masks only grow
+    sparser as the target rises (no regrowth, even among tied zeros). ``min_density`` keeps
+    at least ``ceil(min_density * n)`` weights in every tensor; under ``global`` the weights it
+    saves are pruned elsewhere, so the total still meets ``sparsity`` exactly.
     """
     sparsity = check_sparsity(sparsity)
     if scope not in SCOPES:
         raise ValueError(f"scope={scope!r}: expected one of {', '.join(SCOPES)}")
     if not params:
         raise ValueError("magnitude_masks: params is empty, nothing to prune")
+    check_density_floor(params, sparsity, scope, min_density)
     with torch.no_grad():
+        scores = {n: _scores(w, (previous or {}).get(n)) for n, w in params.items()}
+        floors = {n: _min_kept(min_density, s.numel()) for n, s in scores.items()}
         if scope == "layerwise":
             return {
-                name: _keep_mask(w.detach().abs().flatten(), sparsity).view_as(w)
-                for name, w in params.items()
+                n: _keep_mask(
+                    s, min(_pruned_count(sparsity, s.numel()), s.numel() - floors[n])
+                ).view_as(params[n])
+                for n, s in scores.items()
             }
-        flat = torch.cat([w.detach().abs().flatten().float() for w in params.values()])
-        keep = _keep_mask(flat, sparsity)
+        return _global_masks(scores, params, sparsity, floors)
+
+
+def _scores(weight: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+    magnitude = weight.detach().abs().flatten().float()
+    if previous is None:
+        return magnitude
+    return torch.where(previous.flatten().to(magnitude.device), magnitude, -1.0)
+
+
+def _min_kept(min_density: float, numel: int) -> int:
+    return min(numel, math.ceil(min_density * numel - 1e-9)) if min_density > 0 else 0
+
+
+def _global_masks(scores, params, sparsity, floors) -> dict[str, torch.Tensor]:
+    """One threshold over all tensors; a tensor that would fall below its floor keeps its
+    floor's best weights and drops out of the ranking, and the rest is ranked again."""
+    total = sum(s.numel() for s in scores.values())
+    to_prune = _pruned_count(sparsity, total)
+    floored: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    while True:
+        free = [n for n in scores if n not in floored]
+        if not free:
+            break
+        budget = max(0, to_prune - sum(scores[n].numel() - floors[n] for n in floored))
+        keep = _keep_mask(torch.cat([scores[n] for n in free]), budget)
         masks, start = {}, 0
-        for name, w in params.items():
-            masks[name] = keep[start : start + w.numel()].view_as(w)
-            start += w.numel()
-        return masks
+        for n in free:
+            masks[n] = keep[start : start + scores[n].numel()]
+            start += scores[n].numel()
+        below = [n for n in free if int(masks[n].sum()) < floors[n]]
+        if not below:
+            break
+        for n in below:
+            floored[n] = _keep_mask(scores[n], scores[n].numel() - floors[n])
+    masks.update(floored)
+    return {n: masks[n].view_as(params[n]) for n in params}
 
 
-def _keep_mask(magnitudes: torch.Tensor, sparsity: float) -> torch.Tensor:
-    keep = torch.ones_like(magnitudes, dtype=torch.bool)
-    k = _pruned_count(sparsity, magnitudes.numel())
-    if k:
-        keep[torch.topk(magnitudes, k, largest=False).indices] = False
+def check_density_floor(
+    params: Mapping[str, torch.Tensor], sparsity: float, scope: str, min_density: float
+) -> None:
+    """Fail before training when ``min_density`` makes ``sparsity`` unreachable."""
+    if not 0.0 <= min_density <= 1.0:
+        raise ValueError(f"min_density={min_density!r}: expected a fraction in [0, 1]")
+    if scope == "layerwise":
+        limit = 1.0 - min_density
+    else:
+        total = sum(w.numel() for w in params.values())
+        limit = 1.0 - sum(_min_kept(min_density, w.numel()) for w in params.values()) / total
+    if sparsity > limit + 1e-12:
+        raise ValueError(
+            f"sparsity={sparsity} is unreachable with min_density={min_density}: at most "
+            f"{limit:.6f} of these weights can be pruned ({scope})"
+        )
+
+
+def _keep_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Prune the ``k`` lowest scores."""
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if k > 0:
+        keep[torch.topk(scores, k, largest=False).indices] = False
     return keep
 
 

@@ -1,0 +1,62 @@
+"""Keeping pruned weights at zero: weights, gradients and optimizer moments.
+
+Multiplying weights by their masks after each step is not enough on its own: Adam's moment
+buffers (and SGD's momentum) remember the gradients a weight had before it was pruned and
+keep pushing it off zero. So gradients of pruned weights are masked before every optimizer
+step and, at every mask update, the optimizer's per-parameter state tensors are zeroed where
+the mask is False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+
+
+def _on(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask if mask.device == like.device else mask.to(like.device)
+
+
+@torch.no_grad()
+def apply_masks(params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> None:
+    for name, mask in masks.items():
+        weight = params[name]
+        weight.mul_(_on(mask, weight))
+
+
+@torch.no_grad()
+def mask_gradients(params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> None:
+    for name, mask in masks.items():
+        grad = params[name].grad
+        if grad is not None:
+            grad.mul_(_on(mask, grad))
+
+
+@torch.no_grad()
+def zero_pruned_state(
+    optimizers: Iterable[torch.optim.Optimizer],
+    params: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+) -> int:
+    """Zero every per-parameter state tensor shaped like its weight (Adam's ``exp_avg``,
+    ``exp_avg_sq``, ``max_exp_avg_sq``; SGD's ``momentum_buffer``; ...) where the mask is
+    False. Returns the number of state tensors touched."""
+    touched = 0
+    for optimizer in optimizers:
+        for name, mask in masks.items():
+            state = optimizer.state.get(params[name], {})
+            for value in state.values():
+                if isinstance(value, torch.Tensor) and value.shape == mask.shape:
+                    value.mul_(_on(mask, value))
+                    touched += 1
+    return touched
+
+
+def reset_state(
+    optimizers: Iterable[torch.optim.Optimizer], params: Iterable[torch.Tensor]
+) -> None:
+    """Forget the optimizer's history for ``params`` (after rewinding their values)."""
+    for optimizer in optimizers:
+        for param in params:
+            optimizer.state.pop(param, None)

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY
+from medprune.config import DEFAULT_EXCLUDE
 from medprune.models import TwoBranchUNet
 from medprune.pruning import prunable_parameters
+from medprune.pruning.export import load_sparse
 from medprune.run import train
 
 METRICS = ["test/dice", "test/aji", "test/pq", "test/dq", "test/sq", "test/mse"]
@@ -25,6 +27,14 @@ PRUNING_KEYS = [
     "nonzero_params",
     "compression_ratio",
 ]
+CALLBACK_KEYS = ["schedule", "targets", "mask_digests_per_rank"]
+
+
+def load_net(ckpt, base_channels=4, depth=3):
+    net = TwoBranchUNet(base_channels=base_channels, depth=depth)
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()}, strict=True)
+    return net
 
 
 @pytest.mark.parametrize(
@@ -36,16 +46,22 @@ def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope,
     out = ROOT / cfg.paths.output_dir
     summary = json.loads((out / "summary.json").read_text())
     assert summary["task"] == "nuclei"
-    assert list(summary["pruning"]) == PRUNING_KEYS
+    extra = CALLBACK_KEYS if scope != "none" else []
+    assert list(summary["pruning"]) == [*PRUNING_KEYS, *extra, "branches", "layers"]
     assert set(METRICS) <= set(summary["metrics"])
     assert summary["steps"] == 4 and summary["wall_time_s"] > 0
     p = summary["pruning"]
-    assert p["scope"] == scope and p["target_sparsity"] == sparsity
-    # measured from the weights: exactly round(s * n) zeros (layerwise rounds per layer)
-    net = TwoBranchUNet(base_channels=4, depth=3)
-    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()}, strict=True)
-    weights = prunable_parameters(net)
+    assert p["scope"] == scope and p["target_sparsity"] == pytest.approx(sparsity)
+    # measured from the weights: exactly round(s * n) zeros (layerwise rounds per layer);
+    # a pruned run keeps the first convs and the heads dense
+    net = load_net(out / "checkpoints" / "last.ckpt")
+    weights = prunable_parameters(net, exclude=DEFAULT_EXCLUDE if scope != "none" else ())
+    assert list(p["layers"]) == list(weights)
+    for name, layer in p["layers"].items():
+        w = weights[name]
+        assert layer["shape"] == list(w.shape) and layer["params"] == w.numel()
+        assert layer["sparsity"] == pytest.approx(float((w == 0).float().mean()), abs=1e-6)
+    assert set(p["branches"]) == {"seg", "dist"}
     zeros = sum(int((w == 0).sum()) for w in weights.values())
     expected = {
         "global": round(sparsity * p["prunable_params"]),
@@ -62,11 +78,26 @@ def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope,
     updates = [r for r in rows if r.get("pruning/sparsity")]
     if scope == "none":
         assert not updates
-    else:  # 4 steps: schedule 0..3 (begin round(0.4), end round(2.8)); step 1 subsumes step 0
-        assert [int(r["step"]) for r in updates] == [1, 2, 3]
+    else:  # 4 steps: schedule 0..3 (begin round(0.4), end round(2.8)), frequency 1
+        assert [int(r["step"]) for r in updates] == [0, 1, 2, 3]
         assert float(updates[-1]["pruning/target_sparsity"]) == sparsity
         assert float(updates[-1]["pruning/sparsity"]) == pytest.approx(p["achieved_sparsity"])
         assert updates[-1]["pruning/sparsity_seg"] and updates[-1]["pruning/sparsity_dist"]
+        assert p["mask_digests_per_rank"] and len(p["mask_digests_per_rank"]) == 1
+        # the sparse export loads back into a fresh dense model with identical outputs
+        export = summary["export"]
+        assert export["path"] == str(out / "model.sparse") and export["dtype"] == "float32"
+        assert export["sparse_bytes"] == (out / "model.sparse").stat().st_size
+        assert export["sparse_bytes"] < export["dense_bytes"]
+        fresh = TwoBranchUNet(base_channels=4, depth=3)
+        fresh.load_state_dict(load_sparse(out / "model.sparse"), strict=True)
+        x = torch.rand(2, 3, 32, 32)
+        fresh.eval(), net.eval()
+        with torch.no_grad():
+            for a, b in zip(fresh(x), net(x)):
+                assert torch.equal(a, b)
+    if scope == "none":
+        assert "export" not in summary
     assert "${" not in (out / "config.yaml").read_text()  # resolved
 
 
@@ -118,3 +149,107 @@ def test_a_callback_entry_without_target_fails_naming_it(tiny_cfg):
     cfg = tiny_cfg("pruning=none", "+callbacks.my_callback.patience=3")
     with pytest.raises(ValueError, match="callbacks.my_callback has no _target_"):
         train(cfg)
+
+
+def test_resume_mid_schedule_keeps_zeros_and_ends_at_target(tiny_cfg, tmp_path):
+    # run A: 4 epochs of 2 steps, a checkpoint after every epoch; the schedule spans steps 1..6
+    every_epoch = [
+        "callbacks.last_checkpoint.filename='epoch{epoch}'",
+        "callbacks.last_checkpoint.save_top_k=-1",
+        "+callbacks.last_checkpoint.auto_insert_metric_name=false",
+    ]
+    cfg = tiny_cfg("pruning=global", "sparsity=0.9375", "trainer.max_epochs=4", *every_epoch)
+    train(cfg)
+    mid = tmp_path / "run" / "checkpoints" / "epoch1.ckpt"  # after 4 of 8 steps: "killed" here
+    state = torch.load(mid, weights_only=False)
+    (pruning_state,) = [v for k, v in state["callbacks"].items() if "GradualMagnitude" in k]
+    assert 0.5 < pruning_state["current_targets"]["all"] < 0.9375  # mid-schedule
+    assert pruning_state["last_update_step"] == 4
+    # run B resumes from it in a new folder with the same config
+    cfg_b = tiny_cfg(
+        "pruning=global", "sparsity=0.9375", "trainer.max_epochs=4", f"ckpt_path={mid}"
+    )
+    cfg_b.paths.output_dir = str(tmp_path / "resumed")
+    summary = train(cfg_b)
+    assert summary["steps"] == 8
+    before = load_net(mid)
+    after = load_net(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    selected = prunable_parameters(before, exclude=DEFAULT_EXCLUDE)
+    after_weights = dict(after.named_parameters())
+    regrown = sum(int(((w == 0) & (after_weights[n] != 0)).sum()) for n, w in selected.items())
+    assert regrown == 0
+    total = sum(w.numel() for w in selected.values())
+    zeros = sum(int((after_weights[n] == 0).sum()) for n in selected)
+    assert zeros == round(0.9375 * total)
+    assert summary["pruning"]["achieved_sparsity"] == pytest.approx(zeros / total)
+    # and a pruned checkpoint's weights load into a fresh, unpruned model with strict=True
+    fresh = TwoBranchUNet(base_channels=4, depth=3)
+    fresh.load_state_dict(after.state_dict(), strict=True)
+
+
+def test_per_branch_targets_from_the_command_line(tiny_cfg):
+    cfg = tiny_cfg("pruning=global", "pruning.targets.seg=0.9375", "pruning.targets.dist=0.95")
+    summary = train(cfg)
+    p = summary["pruning"]
+    assert p["targets"] == {"seg": 0.9375, "dist": 0.95}
+    net = load_net(ROOT / cfg.paths.output_dir / "checkpoints" / "last.ckpt")
+    for branch, target in p["targets"].items():
+        weights = prunable_parameters(getattr(net, branch), exclude=DEFAULT_EXCLUDE)
+        total = sum(w.numel() for w in weights.values())
+        assert sum(int((w == 0).sum()) for w in weights.values()) == round(target * total)
+        assert p["branches"][branch] == pytest.approx(target, abs=1e-3)
+
+
+def test_only_the_seg_branch_pruned(tiny_cfg):
+    summary = train(tiny_cfg("pruning=layerwise", "pruning.targets.seg=0.75"))
+    assert summary["pruning"]["targets"] == {"seg": 0.75}
+    assert all(n.startswith("seg.") for n in summary["pruning"]["layers"])
+    net = load_net(ROOT / summary["output_dir"] / "checkpoints" / "last.ckpt")
+    assert all(torch.count_nonzero(w) == w.numel() for w in prunable_parameters(net.dist).values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        (["sparsity=-0.1"], ValueError, r"pruning.target_sparsity \(set by sparsity=\)=-0.1"),
+        (["sparsity=1.0"], ValueError, r"sparsity=\)=1.0: expected a value in \[0, 1\)"),
+        (["+pruning.targets.cls=0.9"], ValueError, "pruning.targets.cls: the network has no"),
+        (["pruning.targets.seg=1.2"], ValueError, r"pruning.targets.seg=1.2: expected"),
+        (["pruning.include=[sge.*]"], ValueError, r"pruning.include pattern 'sge.\*' matches no"),
+        (["pruning.include=[seg.*]", "pruning.exclude=[seg.*]"], ValueError, "selects no weights"),
+        (["pruning.schedule=exp"], ValueError, "pruning.schedule='exp': expected one of"),
+        (["pruning.export.dtype=int8"], ValueError, "pruning.export.dtype='int8': expected"),
+        (["pruning.rewind=0.5"], ValueError, r"pruning.rewind=0.5: expected a value in \[0, 0.1\)"),
+        (["pruning.min_density=0.1"], ValueError, "unreachable with min_density=0.1"),
+    ],
+)
+def test_bad_pruning_input_stops_before_any_data(tiny_cfg, monkeypatch, overrides, error, match):
+    from medprune.data import nuclei_datamodule
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was made before the pruning config was checked")
+
+    monkeypatch.setattr(nuclei_datamodule.NucleiSyntheticDataModule, "__init__", no_data)
+    cfg = tiny_cfg("pruning=global", *overrides)
+    with pytest.raises(error, match=match):
+        train(cfg)
+    assert not (ROOT / cfg.paths.output_dir / "checkpoints").exists()
+
+
+def test_ddp_on_two_cpu_ranks_has_equal_masks_and_logs_once(tmp_path):
+    tiny = [o for o in TINY if o != "data.train_tiles=8"]
+    proc = run_cli(
+        ["trainer=ddp", "pruning=global", "sparsity=0.75", "data.train_tiles=16", *tiny],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "run"
+    summary = json.loads((out / "summary.json").read_text())
+    digests = summary["pruning"]["mask_digests_per_rank"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert summary["pruning"]["achieved_sparsity"] == pytest.approx(0.75, abs=1e-3)
+    # 16 tiles / batch 4 / 2 ranks = 2 steps per epoch, 4 in all; updates at steps 0..3
+    rows = list(csv.DictReader((out / "csv" / "version_0" / "metrics.csv").open()))
+    updates = [int(r["step"]) for r in rows if r.get("pruning/sparsity")]
+    assert updates == [0, 1, 2, 3]  # once per update, not once per rank
+    assert summary["steps"] == 4

@@ -15,7 +15,20 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from medprune.pruning.schedule import SCHEDULES
+
 PRUNING_SCOPES = ("none", "global", "layerwise")
+EXPORT_DTYPES = ("float32", "float16")
+#: The first conv and the output heads stay dense by default: they hold few weights and
+#: carry the input and output of the network (both U-Nets name them this way).
+DEFAULT_EXCLUDE = ["*encoder.0.0.weight", "*head.weight"]
+
+
+@dataclass
+class ExportConfig:
+    """The compact model file every pruned run writes next to its checkpoints."""
+
+    dtype: str = "float32"  # values of the non-zero weights: float32 | float16
 
 
 @dataclass
@@ -24,19 +37,27 @@ class PruningConfig:
 
     ``begin``/``end`` are fractions of the run's optimizer steps; ``frequency`` is the number
     of optimizer steps between mask updates; ``include``/``exclude`` are globs over parameter
-    names of the network (``seg.*`` and ``dist.*`` select a branch of the nuclei model).
+    names of the network (``seg.*`` and ``dist.*`` select a branch of the nuclei model);
+    ``targets`` gives branches their own final sparsity (null = follow ``target_sparsity``
+    when no branch has one, dense otherwise).
     """
 
     _target_: Optional[str] = None
     scope: str = "none"
     target_sparsity: float = 0.0
+    targets: dict[str, Optional[float]] = field(default_factory=dict)
+    schedule: str = "cubic"
     initial_sparsity: float = 0.0
     begin: float = 0.1
     end: float = 0.7
     frequency: int = 10
+    rounds: int = 3
+    rewind: Optional[float] = None
+    min_density: float = 0.01
     include: list[str] = field(default_factory=lambda: ["*"])
-    exclude: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     module: str = "net"
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def register_configs() -> None:
@@ -61,10 +82,23 @@ def validate_pruning(pruning: DictConfig) -> None:
         )
     _fraction(pruning.target_sparsity, "pruning.target_sparsity (set by sparsity=)", 0, 1, False)
     _fraction(pruning.initial_sparsity, "pruning.initial_sparsity", 0, 1, False)
-    if pruning.initial_sparsity > pruning.target_sparsity:
+    targets = branch_targets(pruning)
+    for branch, target in targets.items():
+        _fraction(target, f"pruning.targets.{branch}", 0, 1, False)
+    if targets and pruning.scope == "none":
+        raise ValueError(
+            f"pruning.targets.{next(iter(targets))} is set but pruning=none trains dense: "
+            "choose pruning=global or pruning=layerwise"
+        )
+    lowest_key, lowest = min(
+        [(f"pruning.targets.{b}", t) for b, t in targets.items()]
+        or [("pruning.target_sparsity", pruning.target_sparsity)],
+        key=lambda kv: kv[1],
+    )
+    if pruning.scope != "none" and pruning.initial_sparsity > lowest:
         raise ValueError(
             f"pruning.initial_sparsity={pruning.initial_sparsity}: expected <= "
-            f"pruning.target_sparsity={pruning.target_sparsity}"
+            f"{lowest_key}={lowest}"
         )
     _fraction(pruning.begin, "pruning.begin", 0, 1, False)
     _fraction(pruning.end, "pruning.end", 0, 1, True)
@@ -75,8 +109,27 @@ def validate_pruning(pruning: DictConfig) -> None:
         )
     if pruning.frequency < 1:
         raise ValueError(f"pruning.frequency={pruning.frequency}: expected >= 1 optimizer step")
+    if pruning.schedule not in SCHEDULES:
+        raise ValueError(
+            f"pruning.schedule={pruning.schedule!r}: expected one of {', '.join(SCHEDULES)}"
+        )
+    if pruning.rounds < 1:
+        raise ValueError(f"pruning.rounds={pruning.rounds}: expected >= 1 round")
+    _fraction(pruning.min_density, "pruning.min_density", 0, 1, True)
+    if pruning.rewind is not None:
+        _fraction(pruning.rewind, "pruning.rewind", 0, pruning.begin, False)
+    if pruning.export.dtype not in EXPORT_DTYPES:
+        raise ValueError(
+            f"pruning.export.dtype={pruning.export.dtype!r}: expected one of "
+            f"{', '.join(EXPORT_DTYPES)}"
+        )
     if pruning.scope != "none" and not pruning._target_:
         raise ValueError(f"pruning._target_ is empty: scope {pruning.scope!r} needs a callback")
+
+
+def branch_targets(pruning: DictConfig) -> dict[str, float]:
+    """The per-branch targets actually set (null entries are placeholders from the task)."""
+    return {k: v for k, v in (pruning.get("targets") or {}).items() if v is not None}
 
 
 def validate_config(cfg: DictConfig) -> None:

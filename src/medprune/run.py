@@ -13,11 +13,17 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from medprune.config import validate_config
+from medprune.config import branch_targets, validate_config
+from medprune.pruning.export import dense_state_dict_bytes, save_sparse
 from medprune.summary import print_summary, pruning_summary, write_summary
+
+#: The compact pruned model (bitmask + non-zero values) written next to the checkpoints.
+SPARSE_MODEL_FILE = "model.sparse"  # not a torch.save file: read it with load_sparse
 
 
 def _instantiate_dict(node: DictConfig | None, group: str) -> list[Any]:
@@ -43,24 +49,55 @@ def _check_fresh_output_dir(out: Path) -> None:
             )
 
 
+def _pruning_callback(pruning: DictConfig) -> L.Callback | None:
+    """The callback takes the pruning keys except ``export`` (used after training here) and
+    with the task's null branch placeholders dropped from ``targets``."""
+    if pruning.scope == "none":
+        return None
+    node = OmegaConf.to_container(pruning, resolve=True)
+    node.pop("export")
+    node["targets"] = branch_targets(pruning)
+    return instantiate(node)
+
+
+def export_sparse_model(net: nn.Module, out: Path, dtype: str) -> dict[str, Any]:
+    """Write the compact model file; sizes are in bytes, dense = ``torch.save(state_dict)``."""
+    state = net.state_dict()
+    path = out / SPARSE_MODEL_FILE
+    return {
+        "path": str(path),
+        "dtype": dtype,
+        "dense_bytes": dense_state_dict_bytes(state),
+        "sparse_bytes": save_sparse(state, path, dtype),
+    }
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train, test the final weights and write ``summary.json`` in ``cfg.paths.output_dir``."""
+    """Train, test the final weights and write ``summary.json`` in ``cfg.paths.output_dir``.
+
+    Under DDP every rank runs this function; only rank 0 writes files (Lightning's
+    subprocess launcher gives the other ranks the same output folder).
+    """
     validate_config(cfg)
     out = Path(cfg.paths.output_dir)
-    _check_fresh_output_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    rank_zero = rank_zero_only.rank == 0
+    if rank_zero:
+        _check_fresh_output_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
     L.seed_everything(cfg.seed, workers=True)
     # Callbacks and loggers first: their config errors surface before any data is generated.
     callbacks = _instantiate_dict(cfg.get("callbacks"), "callbacks")
     if cfg.trainer.get("enable_progress_bar") is False:  # honour it rather than crash on the bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    if cfg.pruning.scope != "none":
-        callbacks.append(instantiate(cfg.pruning, _convert_="all"))
+    pruning = _pruning_callback(cfg.pruning)
     loggers = _instantiate_dict(cfg.get("logger"), "logger")
-    datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
+    if pruning is not None:
+        pruning.resolve(net)  # globs, branches and targets checked before any data is made
+        callbacks.append(pruning)
+    datamodule = instantiate(cfg.data)
     module = instantiate(cfg.task, net=net, _convert_="all")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
@@ -72,18 +109,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (test_metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
         summary = {
             "task": cfg.task_name,
-            "pruning": pruning_summary(
-                net,
-                cfg.pruning.scope,
-                cfg.pruning.target_sparsity,
-                cfg.pruning.include,
-                cfg.pruning.exclude,
-            ),
+            "pruning": pruning_summary(net, cfg.pruning.scope, pruning),
             "metrics": {k: float(v) for k, v in sorted(test_metrics.items())},
             "steps": int(trainer.global_step),
             "wall_time_s": round(time.perf_counter() - start, 2),
             "output_dir": str(out),
         }
+        if not rank_zero:
+            return summary
+        if pruning is not None:
+            summary["export"] = export_sparse_model(net, out, cfg.pruning.export.dtype)
         write_summary(summary, out / "summary.json")
         _log_run_summary(loggers, summary)
         print_summary(summary)

@@ -17,17 +17,19 @@ from rich.table import Table
 from torch import nn
 
 from medprune.pruning import prunable_parameters, sparsity_stats
+from medprune.pruning.reporting import branch_sparsity, layer_summary
 
 
-def pruning_summary(
-    net: nn.Module, scope: str, target_sparsity: float, include=("*",), exclude=()
-) -> dict[str, Any]:
-    prunable = sparsity_stats(prunable_parameters(net, include, exclude))
+def pruning_summary(net: nn.Module, scope: str, callback: Any = None) -> dict[str, Any]:
+    """Sparsity of the selected weights (all conv/linear weights for a dense run), of the
+    whole network, per branch and per layer."""
+    params = callback.params if callback is not None else prunable_parameters(net)
+    prunable = sparsity_stats(params)
     everything = sparsity_stats(dict(net.named_parameters()))
     nonzero = prunable["nonzero"]
-    return {
+    summary = {
         "scope": scope,
-        "target_sparsity": float(target_sparsity) if scope != "none" else 0.0,
+        "target_sparsity": float(callback.target) if callback is not None else 0.0,
         "achieved_sparsity": prunable["sparsity"],
         "prunable_params": prunable["params"],
         "nonzero_prunable_params": nonzero,
@@ -36,6 +38,13 @@ def pruning_summary(
         # prunable / non-zero prunable; infinite only if every prunable weight is zero
         "compression_ratio": prunable["params"] / nonzero if nonzero else math.inf,
     }
+    if callback is not None:
+        summary["schedule"] = callback.schedule
+        summary["targets"] = {g: float(t) for g, (t, _) in callback.groups.items()}
+        summary["mask_digests_per_rank"] = list(callback.rank_mask_digests)
+    summary["branches"] = branch_sparsity(params)
+    summary["layers"] = layer_summary(params)
+    return summary
 
 
 def write_summary(summary: Mapping[str, Any], path: Path) -> None:
@@ -50,7 +59,15 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
     table.add_column("key")
     table.add_column("value", justify="right")
     for key, value in summary["pruning"].items():
+        if key in ("layers", "mask_digests_per_rank"):
+            continue  # per-layer detail lives in summary.json and the W&B table
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
         table.add_row(f"pruning.{key}", _fmt(value))
+    if "export" in summary:
+        export = summary["export"]
+        ratio = export["dense_bytes"] / export["sparse_bytes"]
+        table.add_row("export", f"{export['path']} ({ratio:.1f}x smaller than dense)")
     for key, value in summary["metrics"].items():
         table.add_row(key, _fmt(value))
     for key in ("steps", "wall_time_s", "output_dir"):

@@ -1,45 +1,55 @@
-"""``GradualMagnitudePruning``: unstructured magnitude pruning during training (Zhu & Gupta 2017).
+"""``GradualMagnitudePruning``: unstructured magnitude pruning during training.
 
 The callback sees only a module: it picks conv/linear weights by name glob, recomputes masks
-with ``magnitude_masks`` on a cubic schedule over optimizer steps, and multiplies the weights
-by their masks after every optimizer step so pruned weights are exactly zero. Masks and the
-schedule position are the callback's own state, saved by Lightning in every checkpoint; the
-model's ``state_dict`` keeps plain parameter names, so a pruned checkpoint loads into an
-unpruned model with ``strict=True``.
+with ``magnitude_masks`` on a schedule over optimizer steps, masks gradients before every
+optimizer step, zeroes the optimizer's moments of pruned weights at every mask update and
+multiplies weights by their masks after every step, so pruned weights are exactly zero and
+stay zero. Masks, the schedule position and the rewind snapshot are the callback's own state,
+saved by Lightning in every checkpoint; the model's ``state_dict`` keeps plain parameter
+names, so a pruned checkpoint loads into an unpruned model with ``strict=True``.
+
+Resuming (``ckpt_path=``) places the schedule on the resumed run's length and continues it;
+targets never go down and pruned weights rank below all others, so nothing regrows and the
+run still ends at exactly its target.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from medprune.pruning.masks import (
-    SCOPES,
-    check_sparsity,
-    magnitude_masks,
-    prunable_parameters,
-    sparsity_stats,
-)
-from medprune.pruning.schedule import cubic_sparsity, update_steps
+from medprune.pruning import masking, reporting
+from medprune.pruning.masks import SCOPES, check_density_floor, check_sparsity, magnitude_masks
+from medprune.pruning.schedule import SCHEDULES, schedule_steps, sparsity_at
+from medprune.pruning.selection import describe_selection, select_groups
 
 
 class GradualMagnitudePruning(L.Callback):
-    """Prune ``pl_module.<module>`` from ``initial_sparsity`` to ``target_sparsity``.
+    """Prune ``pl_module.<module>`` to ``target_sparsity`` (or per-branch ``targets``).
 
     Args:
-        scope: ``"global"`` (one threshold over all prunable weights, network-wide) or
-            ``"layerwise"`` (every prunable layer to the same sparsity).
-        target_sparsity: final fraction of prunable weights that are zero, in [0, 1).
-        initial_sparsity: fraction pruned at the first mask update.
-        begin, end: schedule start and end as fractions of the run's optimizer steps
-            (``trainer.estimated_stepping_batches``); the tail after ``end`` fine-tunes at
-            the final sparsity.
+        scope: ``"global"`` (one threshold per group, network-wide) or ``"layerwise"``
+            (every prunable layer of a group to the group's sparsity).
+        target_sparsity: final fraction of the selected weights that are zero, in [0, 1).
+        targets: per-branch targets ``{"seg": 0.9375, "dist": 0.95}`` replacing
+            ``target_sparsity``; branches without a target stay dense.
+        schedule: one of ``cubic``, ``linear``, ``constant``, ``one_shot``, ``iterative``
+            (see ``medprune.pruning.schedule``).
+        initial_sparsity: sparsity of the first update of the cubic/linear/iterative ramp.
+        begin, end: schedule window as fractions of the run's optimizer steps; the tail after
+            ``end`` fine-tunes at the final sparsity.
         frequency: optimizer steps between mask updates (Zhu & Gupta's dt).
+        rounds: prune-then-fine-tune rounds of the ``iterative`` schedule.
+        rewind: ``None`` (default) or the fraction of the run whose weights are restored at
+            every mask update (lottery-ticket rewinding; 0.0 = the initialisation).
+        min_density: fraction of every layer's weights that is never pruned.
         include, exclude: globs over parameter names such as ``seg.encoder.0.0.weight``.
         module: attribute of the LightningModule holding the network ("" = the module itself).
     """
@@ -48,151 +58,237 @@ class GradualMagnitudePruning(L.Callback):
         self,
         scope: str = "global",
         target_sparsity: float = 0.9,
+        targets: Mapping[str, float] | None = None,
+        schedule: str = "cubic",
         initial_sparsity: float = 0.0,
         begin: float = 0.1,
         end: float = 0.7,
         frequency: int = 10,
+        rounds: int = 3,
+        rewind: float | None = None,
+        min_density: float = 0.0,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),
         module: str = "net",
     ) -> None:
         if scope not in SCOPES:
-            raise ValueError(
-                f"GradualMagnitudePruning scope={scope!r}: expected one of {', '.join(SCOPES)}"
-            )
+            raise ValueError(f"scope={scope!r}: expected one of {', '.join(SCOPES)}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule={schedule!r}: expected one of {', '.join(SCHEDULES)}")
         self.target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
+        self.targets = {k: check_sparsity(v, f"targets.{k}") for k, v in (targets or {}).items()}
         self.initial_sparsity = check_sparsity(initial_sparsity, "initial_sparsity")
-        if self.initial_sparsity > self.target_sparsity:
+        lowest = min(self.targets.values()) if self.targets else self.target_sparsity
+        if self.initial_sparsity > lowest:
             raise ValueError(
-                f"initial_sparsity={initial_sparsity} must be <= target_sparsity={target_sparsity}"
+                f"initial_sparsity={initial_sparsity} must be <= every target ({lowest})"
             )
         if not 0.0 <= begin < 1.0:
             raise ValueError(f"begin={begin!r}: expected a fraction of the run in [0, 1)")
         if not begin < end <= 1.0:
             raise ValueError(f"end={end!r}: expected a fraction of the run in (begin={begin}, 1]")
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise ValueError(f"frequency={frequency!r}: expected an integer number of steps >= 1")
-        self.scope = scope
-        self.begin, self.end, self.frequency = float(begin), float(end), frequency
-        self.include, self.exclude = tuple(include), tuple(exclude)
-        self.module = module
+        for key, value in (("frequency", frequency), ("rounds", rounds)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}={value!r}: expected an integer >= 1")
+        if rewind is not None and schedule == "constant":
+            raise ValueError("rewind: the constant schedule prunes at step 0, nothing to rewind")
+        if rewind is not None and not 0.0 <= rewind < begin:
+            raise ValueError(f"rewind={rewind!r}: expected a fraction of the run in [0, begin)")
+        if not 0.0 <= min_density <= 1.0:
+            raise ValueError(f"min_density={min_density!r}: expected a fraction in [0, 1]")
+        self.scope, self.schedule = scope, schedule
+        self.begin, self.end = float(begin), float(end)
+        self.frequency, self.rounds = frequency, rounds
+        self.rewind, self.min_density = rewind, float(min_density)
+        self.include, self.exclude, self.module = tuple(include), tuple(exclude), module
         self.masks: dict[str, torch.Tensor] = {}
+        self.current_targets: dict[str, float] = {}
         self.last_update_step = -1
-        self.current_target = 0.0
-        self.begin_step = self.end_step = None
+        self.begin_step = self.end_step = self.rewind_step = None
+        self.rewind_state: dict[str, torch.Tensor] | None = None
+        self.rank_mask_digests: list[str] = []
+        self._groups: dict[str, tuple[float, dict[str, nn.Parameter]]] = {}
         self._params: dict[str, nn.Parameter] = {}
+        self._steps: list[int] = []
 
     # -- selection ---------------------------------------------------------------------------
     def network(self, pl_module: nn.Module) -> nn.Module:
         return getattr(pl_module, self.module) if self.module else pl_module
 
+    def resolve(self, net: nn.Module) -> str:
+        """Select layers and check the targets are reachable; returns the printable list.
+        Called by ``setup`` and, before any data is made, by ``medprune.run.train``."""
+        self._groups = select_groups(
+            net, self.include, self.exclude, self.targets, self.target_sparsity
+        )
+        for group, (target, params) in self._groups.items():
+            try:
+                check_density_floor(params, target, self.scope, self.min_density)
+            except ValueError as err:
+                raise ValueError(f"pruning.min_density, group {group!r}: {err}") from None
+        self._params = {n: w for _, params in self._groups.values() for n, w in params.items()}
+        return describe_selection(net, self._groups)
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._params = prunable_parameters(self.network(pl_module), self.include, self.exclude)
-        if not self._params:
-            raise ValueError(
-                f"GradualMagnitudePruning: no prunable weights match include={list(self.include)} "
-                f"exclude={list(self.exclude)} (conv and linear weights are prunable)"
-            )
+        listing = self.resolve(self.network(pl_module))
+        if stage == "fit":
+            rank_zero_info(listing)
+
+    @property
+    def params(self) -> dict[str, nn.Parameter]:
+        return self._params
+
+    @property
+    def groups(self) -> dict[str, tuple[float, dict[str, nn.Parameter]]]:
+        return self._groups
+
+    @property
+    def target(self) -> float:
+        """Final sparsity over all selected weights."""
+        return self._weighted({g: t for g, (t, _) in self._groups.items()})
+
+    def _weighted(self, group_values: Mapping[str, float]) -> float:
+        """Mean over groups weighted by their weight counts (exact for a single group)."""
+        if len(group_values) == 1:
+            return float(next(iter(group_values.values())))
+        sizes = {g: sum(w.numel() for w in p.values()) for g, (_, p) in self._groups.items()}
+        return sum(group_values[g] * sizes[g] for g in sizes) / sum(sizes.values())
 
     # -- schedule ----------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.begin_step is None:  # a resumed run keeps the schedule it started with
-            total = trainer.estimated_stepping_batches
-            if total == float("inf"):
-                raise ValueError(
-                    "GradualMagnitudePruning needs a finite run to place its schedule: "
-                    "set trainer.max_epochs or trainer.max_steps"
-                )
-            total = int(total)
-            self.begin_step = round(self.begin * total)
-            self.end_step = max(self.begin_step + 1, round(self.end * total))
-        self._updates = update_steps(self.begin_step, self.end_step, self.frequency)
-        self.apply_masks()
-
-    def target_at(self, step: int) -> float:
-        return cubic_sparsity(
-            step,
-            initial=self.initial_sparsity,
-            final=self.target_sparsity,
-            begin_step=self.begin_step,
-            end_step=self.end_step,
-        )
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
-    ) -> None:
-        step = trainer.global_step  # optimizer steps taken so far
-        due = [s for s in self._updates if s <= step]
-        if due and due[-1] > self.last_update_step:
-            self.update_masks(due[-1])
-            self.apply_masks()
-            self.log_to(trainer)
-        else:
-            self.apply_masks()
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.last_update_step < self.end_step:
-            warnings.warn(
-                f"training stopped at step {trainer.global_step}, before the pruning schedule "
-                f"ended (step {self.end_step}): sparsity target {self.current_target:.4f} of "
-                f"{self.target_sparsity:.4f} reached",
-                stacklevel=1,
+        if self.masks and set(self.masks) != set(self._params):
+            raise ValueError(
+                "the checkpoint's pruning masks cover other layers than this config selects: "
+                f"checkpoint {sorted(set(self.masks) - set(self._params))[:3]}..., config "
+                f"{sorted(set(self._params) - set(self.masks))[:3]}...; resume with the "
+                "include/exclude/targets of the original run"
             )
+        total = trainer.estimated_stepping_batches
+        if total == float("inf"):
+            raise ValueError(
+                "GradualMagnitudePruning needs a finite run to place its schedule: "
+                "set trainer.max_epochs or trainer.max_steps"
+            )
+        total = int(total)
+        # Placed on this run's length; a resumed run continues from its restored targets.
+        self.begin_step = round(self.begin * total)
+        self.end_step = max(self.begin_step + 1, round(self.end * total))
+        if self.rewind is not None and self.rewind_step is None:
+            self.rewind_step = round(self.rewind * total)
+        self._steps = schedule_steps(
+            self.schedule, self.begin_step, self.end_step, self.frequency, self.rounds
+        )
+        masking.apply_masks(self._params, self.masks)
+        self._step_end(trainer, pl_module)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        masking.mask_gradients(self._params, self.masks)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        self._step_end(trainer, pl_module)
+
+    def _step_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = trainer.global_step  # optimizer steps taken so far
+        if self.rewind_step == step and self.rewind_state is None:
+            net = self.network(pl_module)
+            self.rewind_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        due = [s for s in self._steps if s <= step]
+        if due and due[-1] > self.last_update_step:
+            self.update_masks(due[-1], trainer, pl_module)
+        else:
+            masking.apply_masks(self._params, self.masks)
+
+    def targets_at(self, step: int) -> dict[str, float]:
+        """Each group's target at ``step``; never below a target already reached."""
+        return {
+            group: max(
+                self.current_targets.get(group, 0.0),
+                sparsity_at(
+                    self.schedule,
+                    step,
+                    initial=self.initial_sparsity,
+                    final=target,
+                    begin_step=self.begin_step,
+                    end_step=self.end_step,
+                    rounds=self.rounds,
+                ),
+            )
+            for group, (target, _) in self._groups.items()
+        }
 
     # -- masks -------------------------------------------------------------------------------
-    def update_masks(self, step: int) -> None:
-        self.current_target = self.target_at(step)
-        self.masks = magnitude_masks(self._masked_weights(), self.current_target, self.scope)
-        self.last_update_step = step
-
-    def _masked_weights(self) -> dict[str, torch.Tensor]:
-        """The optimizer step just moved pruned weights off zero: rank them as zero again, so
-        pruned weights stay pruned and masks only grow sparser."""
-        if not self.masks:
-            return dict(self._params)
-        return {n: w * self.masks[n].to(w.device) for n, w in self._params.items()}
-
-    @torch.no_grad()
-    def apply_masks(self) -> None:
-        for name, mask in self.masks.items():
-            weight = self._params[name]
-            if mask.device != weight.device:
-                self.masks[name] = mask = mask.to(weight.device)
-            weight.mul_(mask)
+    def update_masks(self, step: int, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        targets = self.targets_at(step)
+        masks = {}
+        for group, (_, params) in self._groups.items():
+            masks.update(
+                magnitude_masks(params, targets[group], self.scope, self.masks, self.min_density)
+            )
+        # Ranks hold equal weights, but ties could still be broken differently: rank 0 decides.
+        self.masks = trainer.strategy.broadcast(masks, src=0)
+        self.current_targets, self.last_update_step = targets, step
+        if self.rewind_state is not None:
+            net = self.network(pl_module)
+            net.load_state_dict(self.rewind_state)
+            masking.reset_state(trainer.optimizers, net.parameters())
+        masking.apply_masks(self._params, self.masks)
+        masking.zero_pruned_state(trainer.optimizers, self._params, self.masks)
+        self.log_to(trainer)
 
     def log_to(self, trainer: L.Trainer) -> None:
         """Straight to the loggers: every mask update is recorded, whatever
-        ``log_every_n_steps`` says (``self.log`` would drop updates between logging steps)."""
+        ``log_every_n_steps`` says (``self.log`` would drop updates between logging steps).
+        Lightning's loggers write on rank 0 only, so DDP runs log once."""
         values = self.log_values()
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step)
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
+        reporting.log_layer_table(trainer.loggers, self._params, trainer.global_step)
 
     def log_values(self) -> dict[str, float]:
-        stats = sparsity_stats(self._params)
-        values = {
-            "pruning/target_sparsity": self.current_target,
-            "pruning/sparsity": stats["sparsity"],
-            "pruning/nonzero_params": float(stats["nonzero"]),
-        }
-        for branch in sorted({name.split(".")[0] for name in self._params}):
-            branch_params = {n: w for n, w in self._params.items() if n.split(".")[0] == branch}
-            if len(branch_params) < len(self._params):
-                values[f"pruning/sparsity_{branch}"] = sparsity_stats(branch_params)["sparsity"]
-        return values
+        groups = {g: self.current_targets.get(g, 0.0) for g in self._groups}
+        return reporting.log_scalars(self._params, self._weighted(groups), groups)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        reporting.log_layer_table(trainer.loggers, self._params, trainer.global_step)
+        self.rank_mask_digests = self._gather_digests()
+        if self.last_update_step < self._steps[-1]:
+            warnings.warn(
+                f"training stopped at step {trainer.global_step}, before the pruning schedule "
+                f"ended (step {self._steps[-1]}): targets {self.current_targets} reached",
+                stacklevel=1,
+            )
+
+    def mask_digest(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.masks):
+            digest.update(name.encode())
+            digest.update(self.masks[name].cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def _gather_digests(self) -> list[str]:
+        """One digest per rank, so a run can show its masks were equal everywhere."""
+        mine = self.mask_digest()
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized()):
+            return [mine]
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, mine)
+        return list(gathered)
 
     # -- checkpoint state --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
             "masks": {n: m.cpu() for n, m in self.masks.items()},
+            "current_targets": dict(self.current_targets),
             "last_update_step": self.last_update_step,
-            "current_target": self.current_target,
-            "begin_step": self.begin_step,
-            "end_step": self.end_step,
+            "rewind_step": self.rewind_step,
+            "rewind_state": self.rewind_state,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.masks = dict(state_dict["masks"])
+        self.current_targets = dict(state_dict["current_targets"])
         self.last_update_step = state_dict["last_update_step"]
-        self.current_target = state_dict["current_target"]
-        self.begin_step, self.end_step = state_dict["begin_step"], state_dict["end_step"]
+        self.rewind_step = state_dict["rewind_step"]
+        self.rewind_state = state_dict["rewind_state"]

@@ -1,0 +1,72 @@
+"""What a pruning run reports: scalars for the loggers, a per-layer table, the summary entry.
+
+Everything is measured from the weights (zeros counted), never taken from masks or config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from medprune.pruning.masks import sparsity_stats
+from medprune.pruning.selection import branch_of
+
+LAYER_COLUMNS = ["layer", "shape", "params", "sparsity"]
+
+
+def layer_rows(params: Mapping[str, torch.Tensor]) -> list[list[Any]]:
+    """One row per layer: name, shape as ``"32x16x3x3"``, weight count, measured sparsity."""
+    rows = []
+    for name, weight in params.items():
+        stats = sparsity_stats({name: weight})
+        shape = "x".join(str(d) for d in weight.shape)
+        rows.append([name, shape, stats["params"], round(stats["sparsity"], 6)])
+    return rows
+
+
+def layer_summary(params: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """``summary.json``'s ``pruning.layers``: ``{name: {shape, params, sparsity}}``."""
+    return {
+        name: {"shape": [int(d) for d in params[name].shape], "params": n, "sparsity": s}
+        for name, _, n, s in layer_rows(params)
+    }
+
+
+def branch_sparsity(params: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Measured sparsity per top-level child (``seg``, ``dist``), when there is more than one."""
+    branches = list(dict.fromkeys(branch_of(n) for n in params))
+    if len(branches) < 2:
+        return {}
+    return {
+        b: sparsity_stats({n: w for n, w in params.items() if branch_of(n) == b})["sparsity"]
+        for b in branches
+    }
+
+
+def log_scalars(
+    params: Mapping[str, torch.Tensor], target: float, group_targets: Mapping[str, float]
+) -> dict[str, float]:
+    stats = sparsity_stats(params)
+    values = {
+        "pruning/target_sparsity": float(target),
+        "pruning/sparsity": float(stats["sparsity"]),
+        "pruning/nonzero_params": float(stats["nonzero"]),
+    }
+    for branch, sparsity in branch_sparsity(params).items():
+        values[f"pruning/sparsity_{branch}"] = float(sparsity)
+    if len(group_targets) > 1 or "all" not in group_targets:
+        for group, value in group_targets.items():
+            values[f"pruning/target_{group}"] = float(value)
+    return values
+
+
+def log_layer_table(loggers, params: Mapping[str, torch.Tensor], step: int) -> None:
+    """To every logger that keeps tables (W&B's ``log_table``); loggers without one are
+    skipped, so the CSV logs stay scalar."""
+    rows = layer_rows(params)
+    for logger in loggers:
+        log_table = getattr(logger, "log_table", None)
+        if callable(log_table):
+            log_table(key="pruning/layers", columns=LAYER_COLUMNS, data=rows, step=step)

@@ -15,6 +15,7 @@ run still ends at exactly its target.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
@@ -101,7 +102,8 @@ class GradualMagnitudePruning(L.Callback):
         self.frequency, self.rounds = frequency, rounds
         self.rewind, self.min_density = rewind, float(min_density)
         self.include, self.exclude, self.module = tuple(include), tuple(exclude), module
-        self.masks: dict[str, torch.Tensor] = {}
+        self.masks: dict[str, torch.Tensor] = {}  # bool, True = kept; saved in checkpoints
+        self._multipliers: dict[str, torch.Tensor] = {}  # the same as 0/1 in the weights' layout
         self.current_targets: dict[str, float] = {}
         self.last_update_step = -1
         self.begin_step = self.end_step = self.rewind_step = None
@@ -178,11 +180,12 @@ class GradualMagnitudePruning(L.Callback):
         self._steps = schedule_steps(
             self.schedule, self.begin_step, self.end_step, self.frequency, self.rounds
         )
-        masking.apply_masks(self._params, self.masks)
+        self._multipliers = masking.multipliers(self._params, self.masks)
+        masking.apply_masks(self._params, self._multipliers)
         self._step_end(trainer, pl_module)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        masking.mask_gradients(self._params, self.masks)
+        masking.mask_gradients(self._params, self._multipliers)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         self._step_end(trainer, pl_module)
@@ -192,11 +195,11 @@ class GradualMagnitudePruning(L.Callback):
         if self.rewind_step == step and self.rewind_state is None:
             net = self.network(pl_module)
             self.rewind_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        due = [s for s in self._steps if s <= step]
-        if due and due[-1] > self.last_update_step:
-            self.update_masks(due[-1], trainer, pl_module)
+        due = bisect.bisect_right(self._steps, step)  # scheduled updates at or before step
+        if due and self._steps[due - 1] > self.last_update_step:
+            self.update_masks(self._steps[due - 1], trainer, pl_module)
         else:
-            masking.apply_masks(self._params, self.masks)
+            masking.apply_masks(self._params, self._multipliers)
 
     def targets_at(self, step: int) -> dict[str, float]:
         """Each group's target at ``step``; never below a target already reached."""
@@ -231,8 +234,9 @@ class GradualMagnitudePruning(L.Callback):
             net = self.network(pl_module)
             net.load_state_dict(self.rewind_state)
             masking.reset_state(trainer.optimizers, net.parameters())
-        masking.apply_masks(self._params, self.masks)
-        masking.zero_pruned_state(trainer.optimizers, self._params, self.masks)
+        self._multipliers = masking.multipliers(self._params, self.masks)
+        masking.apply_masks(self._params, self._multipliers)
+        masking.zero_pruned_state(trainer.optimizers, self._params, self._multipliers)
         self.log_to(trainer)
 
     def log_to(self, trainer: L.Trainer) -> None:

@@ -229,8 +229,9 @@ class GradualMagnitudePruning(L.Callback):
             )
         # Ranks hold equal weights, but ties could still be broken differently: rank 0 decides.
         self.masks = trainer.strategy.broadcast(masks, src=0)
+        raised = targets != self.current_targets
         self.current_targets, self.last_update_step = targets, step
-        if self.rewind_state is not None:
+        if self.rewind_state is not None and raised:  # a new mask, not a repeat of the last
             net = self.network(pl_module)
             net.load_state_dict(self.rewind_state)
             masking.reset_state(trainer.optimizers, net.parameters())

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -134,6 +135,11 @@ def test_cli_main_command_with_wandb_logger(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["pruning"]["achieved_sparsity"] == pytest.approx(0.9375, abs=1e-4)
     assert "medprune summary: nuclei" in proc.stdout
+    # the resolved prunable list is printed at start: first conv and heads kept dense
+    printed = proc.stdout + proc.stderr
+    assert "pruning: resolved layers" in printed
+    assert re.search(r"seg\.encoder\.0\.0\.weight .* dense", printed)
+    assert re.search(r"seg\.encoder\.1\.0\.weight .* prune  all -> 0\.9375", printed)
 
 
 def test_cli_bad_pruning_config_stops_before_training(tmp_path):

@@ -158,26 +158,28 @@ def test_a_callback_entry_without_target_fails_naming_it(tiny_cfg):
 
 
 def test_resume_mid_schedule_keeps_zeros_and_ends_at_target(tiny_cfg, tmp_path):
-    # run A: 4 epochs of 2 steps, a checkpoint after every epoch; the schedule spans steps 1..6
+    # run A: 4 epochs of 2 steps, a checkpoint after every validated epoch; the schedule runs
+    # from step 1 to 6 with updates at 1, 3, 5, 6 (frequency 2)
     every_epoch = [
         "callbacks.last_checkpoint.filename='epoch{epoch}'",
         "callbacks.last_checkpoint.save_top_k=-1",
         "+callbacks.last_checkpoint.auto_insert_metric_name=false",
     ]
-    cfg = tiny_cfg("pruning=global", "sparsity=0.9375", "trainer.max_epochs=4", *every_epoch)
-    train(cfg)
+    common = ["pruning=global", "sparsity=0.9375", "trainer.max_epochs=4", "pruning.frequency=2"]
+    train(tiny_cfg(*common, *every_epoch))
     mid = tmp_path / "run" / "checkpoints" / "epoch1.ckpt"  # after 4 of 8 steps: "killed" here
     state = torch.load(mid, weights_only=False)
     (pruning_state,) = [v for k, v in state["callbacks"].items() if "GradualMagnitude" in k]
     assert 0.5 < pruning_state["current_targets"]["all"] < 0.9375  # mid-schedule
-    assert pruning_state["last_update_step"] == 4
+    assert pruning_state["last_update_step"] == 3
     # run B resumes from it in a new folder with the same config
-    cfg_b = tiny_cfg(
-        "pruning=global", "sparsity=0.9375", "trainer.max_epochs=4", f"ckpt_path={mid}"
-    )
+    cfg_b = tiny_cfg(*common, f"ckpt_path={mid}")
     cfg_b.paths.output_dir = str(tmp_path / "resumed")
     summary = train(cfg_b)
     assert summary["steps"] == 8
+    # the restored state is used: no update at the resume step 4, the next ones at 5 and 6
+    rows = csv.DictReader((tmp_path / "resumed" / "csv" / "version_0" / "metrics.csv").open())
+    assert [int(r["step"]) for r in rows if r.get("pruning/sparsity")] == [5, 6]
     before = load_net(mid)
     after = load_net(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     selected = prunable_parameters(before, exclude=DEFAULT_EXCLUDE)
@@ -191,6 +193,20 @@ def test_resume_mid_schedule_keeps_zeros_and_ends_at_target(tiny_cfg, tmp_path):
     # and a pruned checkpoint's weights load into a fresh, unpruned model with strict=True
     fresh = TwoBranchUNet(base_channels=4, depth=3)
     fresh.load_state_dict(after.state_dict(), strict=True)
+
+
+def test_a_failed_export_keeps_the_summary(tiny_cfg, monkeypatch):
+    from medprune import run
+
+    def overflow(*args, **kwargs):
+        raise ValueError("seg.head.weight: a value beyond float16's range")
+
+    monkeypatch.setattr(run, "save_sparse", overflow)
+    with pytest.warns(UserWarning, match="sparse export skipped: seg.head.weight"):
+        summary = train(tiny_cfg("pruning=global"))
+    written = json.loads((ROOT / summary["output_dir"] / "summary.json").read_text())
+    assert written["export"] == {"error": "seg.head.weight: a value beyond float16's range"}
+    assert written["pruning"]["achieved_sparsity"] == pytest.approx(0.9375, abs=1e-3)
 
 
 def test_per_branch_targets_from_the_command_line(tiny_cfg):
@@ -226,6 +242,7 @@ def test_only_the_seg_branch_pruned(tiny_cfg):
         (["pruning.schedule=exp"], ValueError, "pruning.schedule='exp': expected one of"),
         (["pruning.export.dtype=int8"], ValueError, "pruning.export.dtype='int8': expected"),
         (["pruning.rewind=0.5"], ValueError, r"pruning.rewind=0.5: expected a value in \[0, 0.1\)"),
+        (["pruning.rewind=0.05"], ValueError, "pruning.rewind=0.05 needs pruning.schedule=iter"),
         (["pruning.min_density=0.1"], ValueError, "unreachable with min_density=0.1"),
     ],
 )

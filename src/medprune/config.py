@@ -15,7 +15,7 @@ from typing import Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from medprune.pruning.schedule import SCHEDULES
+from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES
 
 PRUNING_SCOPES = ("none", "global", "layerwise")
 EXPORT_DTYPES = ("float32", "float16")
@@ -118,6 +118,12 @@ def validate_pruning(pruning: DictConfig) -> None:
     _fraction(pruning.min_density, "pruning.min_density", 0, 1, True)
     if pruning.rewind is not None:
         _fraction(pruning.rewind, "pruning.rewind", 0, pruning.begin, False)
+        if pruning.schedule not in REWIND_SCHEDULES:
+            raise ValueError(
+                f"pruning.rewind={pruning.rewind} needs pruning.schedule="
+                f"{' or '.join(REWIND_SCHEDULES)} (few large pruning steps), not "
+                f"{pruning.schedule!r}"
+            )
     if pruning.export.dtype not in EXPORT_DTYPES:
         raise ValueError(
             f"pruning.export.dtype={pruning.export.dtype!r}: expected one of "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not rank_zero:
             return summary
         if pruning is not None:
-            summary["export"] = export_sparse_model(net, out, cfg.pruning.export.dtype)
+            try:
+                summary["export"] = export_sparse_model(net, out, cfg.pruning.export.dtype)
+            except ValueError as err:  # e.g. a weight beyond float16's range: keep the summary
+                warnings.warn(f"sparse export skipped: {err}", stacklevel=1)
+                summary["export"] = {"error": str(err)}
         write_summary(summary, out / "summary.json")
         _log_run_summary(loggers, summary)
         print_summary(summary)

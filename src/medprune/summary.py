@@ -64,8 +64,10 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
         if isinstance(value, dict):
             value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
         table.add_row(f"pruning.{key}", _fmt(value))
-    if "export" in summary:
-        export = summary["export"]
+    export = summary.get("export")
+    if export and "error" in export:
+        table.add_row("export", f"failed: {export['error']}")
+    elif export:
         ratio = export["dense_bytes"] / export["sparse_bytes"]
         table.add_row("export", f"{export['path']} ({ratio:.1f}x smaller than dense)")
     for key, value in summary["metrics"].items():

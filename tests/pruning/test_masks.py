@@ -80,7 +80,7 @@ def test_previously_pruned_weights_never_come_back():
     previous = {"w": torch.tensor([False, True, True, True])}
     masks = magnitude_masks({"w": w}, 0.5, "global", previous=previous)
     assert masks["w"].tolist() == [False, False, True, True]
-    # ties among zeros: without previous masks topk may pick either zero; with them, the old one
+    # ties among zeros: without previous masks either zero may go; with them, the pruned one
     z = torch.zeros(4)
     prev = {"z": torch.tensor([True, True, False, True])}
     assert magnitude_masks({"z": z}, 0.25, "layerwise", previous=prev)["z"].tolist() == [

@@ -1,6 +1,12 @@
 import pytest
 
 from medprune.pruning import cubic_sparsity, update_steps
+from medprune.pruning.schedule import (
+    iterative_round_steps,
+    linear_sparsity,
+    schedule_steps,
+    sparsity_at,
+)
 
 
 def test_cubic_values_at_begin_middle_end():
@@ -32,13 +38,6 @@ def test_update_steps_include_end():
     with pytest.raises(ValueError, match="frequency=0"):
         update_steps(0, 10, 0)
 
-
-from medprune.pruning.schedule import (  # noqa: E402
-    iterative_round_steps,
-    linear_sparsity,
-    schedule_steps,
-    sparsity_at,
-)
 
 WINDOW = dict(initial=0.0, final=0.9375, begin_step=100, end_step=300)
 

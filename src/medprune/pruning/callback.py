@@ -16,7 +16,6 @@ run still ends at exactly its target.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from torch import nn
 
 from medprune.pruning import masking, reporting
 from medprune.pruning.masks import SCOPES, check_density_floor, check_sparsity, magnitude_masks
-from medprune.pruning.schedule import SCHEDULES, schedule_steps, sparsity_at
+from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES, schedule_steps, sparsity_at
 from medprune.pruning.selection import describe_selection, select_groups
 
 
@@ -49,7 +48,8 @@ class GradualMagnitudePruning(L.Callback):
         frequency: optimizer steps between mask updates (Zhu & Gupta's dt).
         rounds: prune-then-fine-tune rounds of the ``iterative`` schedule.
         rewind: ``None`` (default) or the fraction of the run whose weights are restored at
-            every mask update (lottery-ticket rewinding; 0.0 = the initialisation).
+            every mask update of the ``iterative`` or ``one_shot`` schedule (lottery-ticket
+            rewinding; 0.0 = the initialisation). The learning-rate schedule is not rewound.
         min_density: fraction of every layer's weights that is never pruned.
         include, exclude: globs over parameter names such as ``seg.encoder.0.0.weight``.
         module: attribute of the LightningModule holding the network ("" = the module itself).
@@ -67,7 +67,7 @@ class GradualMagnitudePruning(L.Callback):
         frequency: int = 10,
         rounds: int = 3,
         rewind: float | None = None,
-        min_density: float = 0.0,
+        min_density: float = 0.01,
         include: Sequence[str] = ("*",),
         exclude: Sequence[str] = (),
         module: str = "net",
@@ -91,8 +91,11 @@ class GradualMagnitudePruning(L.Callback):
         for key, value in (("frequency", frequency), ("rounds", rounds)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r}: expected an integer >= 1")
-        if rewind is not None and schedule == "constant":
-            raise ValueError("rewind: the constant schedule prunes at step 0, nothing to rewind")
+        if rewind is not None and schedule not in REWIND_SCHEDULES:
+            raise ValueError(
+                f"rewind={rewind!r} needs a schedule that prunes in few large steps "
+                f"({', '.join(REWIND_SCHEDULES)}), not {schedule!r}"
+            )
         if rewind is not None and not 0.0 <= rewind < begin:
             raise ValueError(f"rewind={rewind!r}: expected a fraction of the run in [0, begin)")
         if not 0.0 <= min_density <= 1.0:
@@ -158,13 +161,8 @@ class GradualMagnitudePruning(L.Callback):
 
     # -- schedule ----------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.masks and set(self.masks) != set(self._params):
-            raise ValueError(
-                "the checkpoint's pruning masks cover other layers than this config selects: "
-                f"checkpoint {sorted(set(self.masks) - set(self._params))[:3]}..., config "
-                f"{sorted(set(self._params) - set(self.masks))[:3]}...; resume with the "
-                "include/exclude/targets of the original run"
-            )
+        if self.masks:
+            masking.check_restored(self.masks, self._params, self.min_density)
         total = trainer.estimated_stepping_batches
         if total == float("inf"):
             raise ValueError(
@@ -180,6 +178,12 @@ class GradualMagnitudePruning(L.Callback):
         self._steps = schedule_steps(
             self.schedule, self.begin_step, self.end_step, self.frequency, self.rounds
         )
+        if self.schedule == "iterative" and len(self._steps) < self.rounds:
+            raise ValueError(
+                f"pruning.rounds={self.rounds}: the schedule window of this run spans only "
+                f"{self.end_step - self.begin_step} optimizer steps (steps {self.begin_step} to "
+                f"{self.end_step}), too few for {self.rounds} distinct rounds"
+            )
         self._multipliers = masking.multipliers(self._params, self.masks)
         masking.apply_masks(self._params, self._multipliers)
         self._step_end(trainer, pl_module)
@@ -228,8 +232,9 @@ class GradualMagnitudePruning(L.Callback):
                 magnitude_masks(params, targets[group], self.scope, self.masks, self.min_density)
             )
         # Ranks hold equal weights, but ties could still be broken differently: rank 0 decides.
-        self.masks = trainer.strategy.broadcast(masks, src=0)
-        raised = targets != self.current_targets
+        # On the CPU, so that unpickling does not put every rank's masks on rank 0's GPU.
+        self.masks = trainer.strategy.broadcast({n: m.cpu() for n, m in masks.items()}, src=0)
+        raised = any(t > self.current_targets.get(g, 0.0) for g, t in targets.items())
         self.current_targets, self.last_update_step = targets, step
         if self.rewind_state is not None and raised:  # a new mask, not a repeat of the last
             net = self.network(pl_module)
@@ -256,30 +261,14 @@ class GradualMagnitudePruning(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         reporting.log_layer_table(trainer.loggers, self._params, trainer.global_step)
-        self.rank_mask_digests = self._gather_digests()
+        # From each rank's own weights (after the broadcast the masks agree by construction).
+        self.rank_mask_digests = reporting.gather_zero_digests(self._params)
         if self.last_update_step < self._steps[-1]:
             warnings.warn(
                 f"training stopped at step {trainer.global_step}, before the pruning schedule "
                 f"ended (step {self._steps[-1]}): targets {self.current_targets} reached",
                 stacklevel=1,
             )
-
-    def mask_digest(self) -> str:
-        digest = hashlib.sha256()
-        for name in sorted(self.masks):
-            digest.update(name.encode())
-            digest.update(self.masks[name].cpu().numpy().tobytes())
-        return digest.hexdigest()[:16]
-
-    def _gather_digests(self) -> list[str]:
-        """One digest per rank, so a run can show its masks were equal everywhere."""
-        mine = self.mask_digest()
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized()):
-            return [mine]
-        gathered: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, mine)
-        return list(gathered)
 
     # -- checkpoint state --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -292,6 +281,11 @@ class GradualMagnitudePruning(L.Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "current_targets" not in state_dict:
+            raise ValueError(
+                "the checkpoint's pruning state was written by an older medprune (no "
+                "'current_targets'); resume it with that version or start a new run"
+            )
         self.masks = dict(state_dict["masks"])
         self.current_targets = dict(state_dict["current_targets"])
         self.last_update_step = state_dict["last_update_step"]

@@ -67,6 +67,28 @@ def reset_state(
     optimizers: Iterable[torch.optim.Optimizer], params: Iterable[torch.Tensor]
 ) -> None:
     """Forget the optimizer's history for ``params`` (after rewinding their values)."""
+    params = list(params)  # may be a generator, and there may be several optimizers
     for optimizer in optimizers:
         for param in params:
             optimizer.state.pop(param, None)
+
+
+def check_restored(
+    masks: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor], min_density: float
+) -> None:
+    """A resumed run must select the same layers, and its density floor must not exceed what
+    the checkpoint kept (a higher floor would bring pruned weights back)."""
+    if set(masks) != set(params):
+        raise ValueError(
+            "the checkpoint's pruning masks cover other layers than this config selects: "
+            f"checkpoint only {sorted(set(masks) - set(params))[:3]}, config only "
+            f"{sorted(set(params) - set(masks))[:3]}; resume with the include/exclude/targets "
+            "of the original run"
+        )
+    for name, mask in masks.items():
+        density = int(torch.count_nonzero(mask)) / mask.numel()
+        if density < min_density - 1e-12:
+            raise ValueError(
+                f"pruning.min_density={min_density} is above the density {density:.4f} that "
+                f"layer {name} has in the checkpoint: resume with the original min_density"
+            )

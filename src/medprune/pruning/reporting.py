@@ -5,13 +5,14 @@ Everything is measured from the weights (zeros counted), never taken from masks 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from medprune.pruning.masks import sparsity_stats
-from medprune.pruning.selection import branch_of
+from medprune.pruning.selection import ALL, branch_of
 
 LAYER_COLUMNS = ["layer", "shape", "params", "sparsity"]
 
@@ -56,7 +57,7 @@ def log_scalars(
     }
     for branch, sparsity in branch_sparsity(params).items():
         values[f"pruning/sparsity_{branch}"] = float(sparsity)
-    if len(group_targets) > 1 or "all" not in group_targets:
+    if len(group_targets) > 1 or ALL not in group_targets:
         for group, value in group_targets.items():
             values[f"pruning/target_{group}"] = float(value)
     return values
@@ -70,3 +71,23 @@ def log_layer_table(loggers, params: Mapping[str, torch.Tensor], step: int) -> N
         log_table = getattr(logger, "log_table", None)
         if callable(log_table):
             log_table(key="pruning/layers", columns=LAYER_COLUMNS, data=rows, step=step)
+
+
+def zero_digest(params: Mapping[str, torch.Tensor]) -> str:
+    """A short hash of which weights are zero, layer by layer."""
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        digest.update(name.encode())
+        digest.update((params[name] == 0).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def gather_zero_digests(params: Mapping[str, torch.Tensor]) -> list[str]:
+    """One digest per rank (a single one outside DDP), so a run shows its masks were equal."""
+    mine = zero_digest(params)
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return [mine]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, mine)
+    return list(gathered)

@@ -18,6 +18,9 @@ what remains (``torch.nn.utils.prune``'s ``amount`` is the latter).
 from __future__ import annotations
 
 SCHEDULES = ("cubic", "linear", "constant", "one_shot", "iterative")
+#: Weight rewinding (lottery ticket) belongs to schedules that prune in few large steps with
+#: training in between; with a mask update every few steps it would undo all training.
+REWIND_SCHEDULES = ("iterative", "one_shot")
 
 
 def _check_window(begin_step: int, end_step: int) -> None:

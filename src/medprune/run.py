@@ -95,11 +95,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pruning = _pruning_callback(cfg.pruning)
     loggers = _instantiate_dict(cfg.get("logger"), "logger")
     net = instantiate(cfg.model)
-    if pruning is not None:
-        pruning.resolve(net)  # globs, branches and targets checked before any data is made
+    module = instantiate(cfg.task, net=net, _convert_="all")
+    if pruning is not None:  # globs, branches and targets checked before any data is made
+        pruning.resolve(pruning.network(module))
         callbacks.append(pruning)
     datamodule = instantiate(cfg.data)
-    module = instantiate(cfg.task, net=net, _convert_="all")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
         for logger in loggers:

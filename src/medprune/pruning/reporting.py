@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from medprune.pruning.masks import sparsity_stats
-from medprune.pruning.selection import ALL, branch_of
+from medprune.pruning.selection import ALL, branch_of, shape_str
 
 LAYER_COLUMNS = ["layer", "shape", "params", "sparsity"]
 
@@ -22,8 +22,7 @@ def layer_rows(params: Mapping[str, torch.Tensor]) -> list[list[Any]]:
     rows = []
     for name, weight in params.items():
         stats = sparsity_stats({name: weight})
-        shape = "x".join(str(d) for d in weight.shape)
-        rows.append([name, shape, stats["params"], round(stats["sparsity"], 6)])
+        rows.append([name, shape_str(weight), stats["params"], round(stats["sparsity"], 6)])
     return rows
 
 

@@ -24,6 +24,11 @@ def branch_of(name: str) -> str:
     return name.split(".", 1)[0]
 
 
+def shape_str(weight) -> str:
+    """``"32x16x3x3"``: how tables and listings show a weight's shape."""
+    return "x".join(str(d) for d in weight.shape)
+
+
 def check_globs(module: nn.Module, include: Sequence[str], exclude: Sequence[str]) -> None:
     candidates = list(prunable_parameters(module))
     for key, patterns in (("include", include), ("exclude", exclude)):
@@ -80,7 +85,7 @@ def describe_selection(
     chosen = {n: g for g, (_, params) in groups.items() for n in params}
     lines = ["pruning: resolved layers (prunable -> group and target; kept dense -> dense)"]
     for name, weight in prunable_parameters(module).items():
-        shape = "x".join(str(d) for d in weight.shape)
+        shape = shape_str(weight)
         if name in chosen:
             group = chosen[name]
             what = f"prune  {group} -> {groups[group][0]:.4f}"

@@ -1,5 +1,6 @@
-"""Data: built-in generators, targets, albumentations pipelines and DataModules."""
+"""Data: built-in generators, dataset readers, albumentations pipelines and DataModules."""
 
+from medprune.data.cardiac_datamodule import CardiacSyntheticDataModule
 from medprune.data.nuclei_datamodule import NucleiSyntheticDataModule, NucleiTiles
 
-__all__ = ["NucleiSyntheticDataModule", "NucleiTiles"]
+__all__ = ["CardiacSyntheticDataModule", "NucleiSyntheticDataModule", "NucleiTiles"]

@@ -20,6 +20,7 @@ from torchmetrics.segmentation import DiceScore
 from medprune.metrics import InstanceMetrics
 from medprune.postprocess import WatershedPostprocessor
 from medprune.tasks.losses import seg_loss
+from medprune.tasks.optim import adam_with_cosine
 
 
 class NucleiSegmentationTask(L.LightningModule):
@@ -118,14 +119,5 @@ class NucleiSegmentationTask(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-        if not self.hparams.cosine_schedule:
-            return {"optimizer": optimizer}
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        hp = self.hparams
+        return adam_with_cosine(self, hp.lr, hp.weight_decay, hp.cosine_schedule)

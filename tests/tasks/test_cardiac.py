@@ -1,0 +1,93 @@
+"""The cardiac task end to end on tiny settings, its per-volume metric and its data module."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, compose_train
+from medprune.data import CardiacSyntheticDataModule
+from medprune.metrics.surface import volume_scores
+from medprune.metrics.volume import VolumeMetrics
+from medprune.run import train
+
+CARDIAC_TINY = [
+    "task=cardiac",
+    "data.size=32",
+    "data.train_slices=8",
+    "data.val_slices=2",
+    "data.test_slices=3",
+    "data.batch_size=4",
+    "model.base_channels=4",
+    "model.depth=3",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "pruning.frequency=1",
+    "logger=csv",
+]
+KEYS = ["dice_rv", "dice_myo", "dice_lv", "dice_mean", "hd95_rv", "hd95_myo", "hd95_lv"]
+
+
+@pytest.mark.parametrize(
+    ("pruning", "sparsity"), [("none", 0.0), ("global", 0.9), ("layerwise", 0.8)]
+)
+def test_cardiac_task_end_to_end_with_every_pruning_config(tmp_path, pruning, sparsity):
+    cfg = compose_train([*CARDIAC_TINY, f"pruning={pruning}", f"sparsity={sparsity}"], tmp_path)
+    summary = train(cfg)
+    written = json.loads((ROOT / cfg.paths.output_dir / "summary.json").read_text())
+    assert written["task"] == "cardiac" and summary["steps"] == 4
+    assert {f"test/{k}" for k in [*KEYS, "hd95_mean", "loss"]} <= set(written["metrics"])
+    for k in KEYS[:4]:
+        assert 0.0 <= written["metrics"][f"test/{k}"] <= 1.0
+    p = written["pruning"]
+    if pruning == "none":
+        assert p["achieved_sparsity"] == 0.0 and "export" not in written
+    else:  # the first conv and the head stay dense; the rest reaches the target
+        assert p["achieved_sparsity"] == pytest.approx(sparsity, abs=2e-3)
+        assert "encoder.0.0.weight" not in p["layers"] and "head.weight" not in p["layers"]
+        assert written["export"]["sparse_bytes"] < written["export"]["dense_bytes"]
+
+
+def test_volume_metrics_average_volumes_equally_and_score_single_slices_in_2d():
+    target = np.zeros((2, 12, 12), dtype=np.uint8)
+    target[:, 2:6, 2:6], target[:, 6:9, 6:9], target[:, 8:11, 1:4] = 3, 2, 1
+    shifted = np.roll(target, 1, axis=2)
+    metric = VolumeMetrics()
+    metric.update(target, target, (10.0, 1.5, 1.5))
+    metric.update(shifted, target, (10.0, 1.5, 1.5))
+    first = volume_scores(target, target, (10.0, 1.5, 1.5))
+    second = volume_scores(shifted, target, (10.0, 1.5, 1.5))
+    values = metric.compute()
+    for key in [*KEYS, "hd95_mean"]:
+        expected = (first[key] + second[key]) / 2
+        assert values[key].item() == pytest.approx(expected, rel=1e-6)
+    assert values["dice_mean"].item() < 1.0 and first["dice_mean"] == 1.0
+    single = VolumeMetrics()
+    single.update(shifted[:1], target[:1], (10.0, 1.5, 1.5))
+    scores_2d = volume_scores(shifted[0], target[0], (1.5, 1.5))
+    assert single.compute()["hd95_lv"].item() == pytest.approx(scores_2d["hd95_lv"], rel=1e-6)
+    with pytest.raises(RuntimeError, match="no volumes"):
+        VolumeMetrics().compute()
+
+
+def test_synthetic_data_module_items_and_determinism():
+    def make():
+        dm = CardiacSyntheticDataModule(
+            seed=3, size=32, train_slices=4, val_slices=2, test_slices=2, batch_size=2
+        )
+        dm.setup("fit")
+        return dm
+
+    dm = make()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 1, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["label"].shape == (2, 32, 32) and batch["label"].dtype == torch.int64
+    volume = next(iter(dm.val_dataloader()))
+    assert volume["image"].shape == (1, 1, 32, 32) and volume["label"].shape == (1, 32, 32)
+    assert volume["spacing"].tolist() == [1.0, 1.5625, 1.5625]
+    again = make()
+    assert torch.equal(dm.splits["train"][0]["image"], again.splits["train"][0]["image"])
+    with pytest.raises(ValueError, match="data.train_slices=0"):
+        CardiacSyntheticDataModule(train_slices=0)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from acdc_fixtures import write_patient
 from conftest import ROOT, compose_train
 from medprune.data import CardiacSyntheticDataModule
 from medprune.metrics.surface import volume_scores
@@ -87,7 +88,32 @@ def test_synthetic_data_module_items_and_determinism():
     volume = next(iter(dm.val_dataloader()))
     assert volume["image"].shape == (1, 1, 32, 32) and volume["label"].shape == (1, 32, 32)
     assert volume["spacing"].tolist() == [1.0, 1.5625, 1.5625]
-    again = make()
-    assert torch.equal(dm.splits["train"][0]["image"], again.splits["train"][0]["image"])
+    again = make()  # same seed, same volumes (training items are augmented at random)
+    assert torch.equal(dm.splits["val"][1]["image"], again.splits["val"][1]["image"])
     with pytest.raises(ValueError, match="data.train_slices=0"):
         CardiacSyntheticDataModule(train_slices=0)
+
+
+def test_cardiac_task_on_acdc_layout_data(tmp_path):
+    root = tmp_path / "acdc"
+    for number, group in enumerate(["NOR", "NOR", "DCM", "DCM"], start=1):
+        write_patient(root, number, group=group)
+    overrides = [o for o in CARDIAC_TINY if not o.startswith("data.")]
+    data = ["data=acdc", f"data.root={root}", "data.target_spacing=null", "data.crop_size=32"]
+    data += ["data.batch_size=4", "data.pad_multiple=4", "data.val_fraction=0.5"]
+    cfg = compose_train([*overrides, *data, "pruning=global", "sparsity=0.5"], tmp_path / "run")
+    summary = train(cfg)
+    # 2 training patients x 2 phases x 3 slices = 12 slices: 3 batches of 4 per epoch
+    assert summary["steps"] == 6
+    # val = test = one patient per group, both phases: scored per 3D volume
+    assert {f"test/{k}" for k in KEYS} <= set(summary["metrics"])
+    assert summary["pruning"]["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+
+
+def test_acdc_data_module_errors_name_the_key(tmp_path):
+    from medprune.data import AcdcDataModule
+
+    with pytest.raises(FileNotFoundError, match="data.root=.*nowhere: no such folder"):
+        AcdcDataModule(root=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="data.crop_size=8"):
+        AcdcDataModule(root=str(tmp_path), crop_size=8)

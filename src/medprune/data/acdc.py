@@ -218,8 +218,9 @@ def center_crop_or_pad(
 
 
 class AcdcSlices(Dataset):
-    """2D short-axis slices of preprocessed volumes. Items: image (1, H, W) float32, label
-    (H, W) int64, with (H, W) = ``size`` (int or (h, w); None keeps each slice's own shape).
+    """2D short-axis slices of preprocessed volumes (ACDC or built-in). Items: ``{"image":
+    (1, H, W) float32, "label": (H, W) int64}``, with (H, W) = ``size`` (int or (h, w); None
+    keeps each slice's own shape).
 
     Images are padded with their volume's minimum (the dark background after normalisation,
     not the mean grey that 0 would be), labels with 0. ``transform``, if given, is called
@@ -247,7 +248,7 @@ class AcdcSlices(Dataset):
         """Dataset indices of the slices of ``self.volumes[volume_index]``, z ascending."""
         return range(int(self._starts[volume_index]), int(self._starts[volume_index + 1]))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         v, k = self.index[index]
         image, label = self.volumes[v].image[k], self.volumes[v].label[k]
         if self.size is not None:
@@ -257,7 +258,7 @@ class AcdcSlices(Dataset):
             out = self.transform(image=image, mask=label)
             image, label = out["image"], out["mask"]
         image = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-        return image, torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
+        return {"image": image, "label": torch.from_numpy(np.ascontiguousarray(label, np.int64))}
 
 
 def split_patients(

@@ -1,102 +1,86 @@
 """Cardiac DataModules: 2D slices for training, whole volumes for evaluation.
 
-Training batches are dicts ``{"image": (N, 1, H, W) float32, "label": (N, H, W) int64}``.
-Validation and test yield one volume per batch (``batch_size=None``):
-``{"image": (Z, 1, H, W), "label": (Z, H, W), "spacing": (3,) float64 in mm, z, y, x}``, so the
-task scores each volume as a whole.
+Both the built-in data and ACDC become lists of ``Volume`` (``medprune.data.acdc``). Training
+batches are ``{"image": (N, 1, H, W) float32, "label": (N, H, W) int64}`` from ``AcdcSlices``.
+Validation and test yield one volume per batch (``batch_size=None``): ``{"image":
+(Z, 1, H, W), "label": (Z, H, W), "spacing": (3,) float64 mm (z, y, x)}``, padded (never
+cropped) to a multiple of ``pad_multiple`` px so the U-Net accepts it and no structure is cut;
+padding is background, so Dice is unchanged.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from medprune.data.acdc import (
+    AcdcSlices,
+    Volume,
+    center_crop_or_pad,
+    find_patients,
+    load_patient,
+    preprocess_volume,
+    split_patients,
+)
 from medprune.data.synthetic_cardiac import generate_cardiac_split
-
-
-class CardiacSlices(Dataset):
-    """(N, H, W) images and labels as training items."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {
-            "image": torch.from_numpy(self.images[index][None].astype(np.float32)),
-            "label": torch.from_numpy(self.labels[index].astype(np.int64)),
-        }
+from medprune.data.transforms import cardiac_train_transform
 
 
 class CardiacVolumes(Dataset):
-    """Volumes for evaluation: lists of (Z, H, W) images and labels with their spacings."""
+    """Whole volumes for per-volume evaluation."""
 
-    def __init__(self, images, labels, spacings) -> None:
-        self.images, self.labels, self.spacings = images, labels, spacings
+    def __init__(self, volumes: Sequence[Volume], pad_multiple: int = 16) -> None:
+        self.volumes, self.pad_multiple = list(volumes), pad_multiple
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.volumes)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        vol = self.volumes[index]
+        size = [math.ceil(n / self.pad_multiple) * self.pad_multiple for n in vol.image.shape[1:]]
+        fill = float(vol.image.min())
+        image = np.stack([center_crop_or_pad(s, size, fill=fill) for s in vol.image])
+        label = np.stack([center_crop_or_pad(s, size, fill=0) for s in vol.label])
         return {
-            "image": torch.from_numpy(self.images[index][:, None].astype(np.float32)),
-            "label": torch.from_numpy(self.labels[index].astype(np.int64)),
-            "spacing": torch.tensor(self.spacings[index], dtype=torch.float64),
+            "image": torch.from_numpy(image.astype(np.float32))[:, None],
+            "label": torch.from_numpy(label.astype(np.int64)),
+            "spacing": torch.tensor(vol.spacing, dtype=torch.float64),
         }
 
 
-class CardiacSyntheticDataModule(L.LightningDataModule):
-    """Built-in short-axis slices (``medprune.data.synthetic_cardiac``), deterministic per
-    ``seed``. A synthetic slice has no neighbours, so each val/test slice is its own volume
-    (Z = 1, scored in 2D) with in-plane spacing ``spacing_mm``."""
+class _CardiacDataModule(L.LightningDataModule):
+    """Loaders shared by the cardiac data modules; subclasses build the three volume lists."""
 
-    def __init__(
-        self,
-        seed: int = 0,
-        size: int = 128,
-        train_slices: int = 256,
-        val_slices: int = 32,
-        test_slices: int = 64,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        spacing_mm: float = 1.5625,
-    ) -> None:
+    def __init__(self, batch_size: int, num_workers: int, pad_multiple: int) -> None:
         super().__init__()
-        for name, value in (
-            ("train_slices", train_slices),
-            ("val_slices", val_slices),
-            ("test_slices", test_slices),
-            ("batch_size", batch_size),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"data.{name}={value!r}: expected an integer >= 1")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size!r}: expected an integer >= 1")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers!r}: expected an integer >= 0")
-        if not spacing_mm > 0:
-            raise ValueError(f"data.spacing_mm={spacing_mm!r}: expected a pixel size > 0 mm")
-        self.save_hyperparameters()
+        if not isinstance(pad_multiple, int) or pad_multiple < 1:
+            raise ValueError(f"data.pad_multiple={pad_multiple!r}: expected an integer >= 1")
         self.splits: dict[str, Dataset] = {}
+
+    # Each subclass defines where its volumes come from and how training slices are cut.
+    def build(self) -> tuple[list[Volume], list[Volume], list[Volume]]:
+        raise NotImplementedError(f"{type(self).__name__} must define build()")
+
+    def train_dataset(self, volumes: list[Volume]) -> Dataset:
+        raise NotImplementedError(f"{type(self).__name__} must define train_dataset()")
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        hp = self.hparams
-        counts = {"train": hp.train_slices, "val": hp.val_slices, "test": hp.test_slices}
-        for offset, (split, count) in enumerate(counts.items()):
-            images, labels = generate_cardiac_split(
-                n=count, seed=hp.seed * 3 + offset, size=hp.size
-            )
-            if split == "train":
-                self.splits[split] = CardiacSlices(images, labels)
-            else:
-                spacing = (1.0, hp.spacing_mm, hp.spacing_mm)  # z unused for a single slice
-                self.splits[split] = CardiacVolumes(
-                    list(images[:, None]), list(labels[:, None]), [spacing] * count
-                )
+        train, val, test = self.build()
+        self.splits["train"] = self.train_dataset(train)
+        for split, volumes in (("val", val), ("test", test)):
+            self.splits[split] = CardiacVolumes(volumes, self.hparams.pad_multiple)
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
@@ -117,3 +101,104 @@ class CardiacSyntheticDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._volumes("test")
+
+
+class CardiacSyntheticDataModule(_CardiacDataModule):
+    """Built-in short-axis slices (``medprune.data.synthetic_cardiac``), deterministic per
+    ``seed``. A synthetic slice has no neighbours, so each val/test slice is its own volume
+    (Z = 1, scored in 2D) with in-plane spacing ``spacing_mm``."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        size: int = 128,
+        train_slices: int = 256,
+        val_slices: int = 32,
+        test_slices: int = 64,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        spacing_mm: float = 1.5625,
+        augment: bool = True,
+        pad_multiple: int = 16,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pad_multiple)
+        for name, value in (
+            ("train_slices", train_slices),
+            ("val_slices", val_slices),
+            ("test_slices", test_slices),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"data.{name}={value!r}: expected an integer >= 1")
+        if not spacing_mm > 0:
+            raise ValueError(f"data.spacing_mm={spacing_mm!r}: expected a pixel size > 0 mm")
+        self.save_hyperparameters()
+
+    def build(self) -> tuple[list[Volume], list[Volume], list[Volume]]:
+        hp = self.hparams
+        counts = {"train": hp.train_slices, "val": hp.val_slices, "test": hp.test_slices}
+        splits = []
+        for offset, (split, count) in enumerate(counts.items()):
+            images, labels = generate_cardiac_split(
+                n=count, seed=hp.seed * 3 + offset, size=hp.size
+            )
+            spacing = (1.0, hp.spacing_mm, hp.spacing_mm)  # z unused for a single slice
+            splits.append(
+                [
+                    Volume(f"{split}{i:04d}", "ED", 1, None, img[None], lab[None], spacing)
+                    for i, (img, lab) in enumerate(zip(images, labels))
+                ]
+            )
+        return tuple(splits)
+
+    def train_dataset(self, volumes: list[Volume]) -> Dataset:
+        return AcdcSlices(volumes, None, cardiac_train_transform(self.hparams.augment))
+
+
+class AcdcDataModule(_CardiacDataModule):
+    """ACDC in its original layout (``patientNNN/Info.cfg`` + ED/ES NIfTI frames).
+
+    ``root`` is split by patient, stratified by group, into train and val (``val_fraction``,
+    ``split_seed``); test uses ``test_root`` if given, else the val patients. Volumes are
+    resampled in-plane to ``target_spacing`` mm (null: keep) and z-scored per volume;
+    training uses ``crop_size`` px centre crops/pads of every slice.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        test_root: str | None = None,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        target_spacing: Sequence[float] | None = (1.5625, 1.5625),
+        crop_size: int = 160,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        augment: bool = True,
+        pad_multiple: int = 16,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pad_multiple)
+        if not Path(root).is_dir():
+            raise FileNotFoundError(f"data.root={root}: no such folder of patientNNN dirs")
+        if test_root is not None and not Path(test_root).is_dir():
+            raise FileNotFoundError(f"data.test_root={test_root}: no such folder")
+        if not isinstance(crop_size, int) or crop_size < 16:
+            raise ValueError(f"data.crop_size={crop_size!r}: expected an integer >= 16 px")
+        self.save_hyperparameters()
+
+    def _load(self, dirs: Sequence[Path]) -> list[Volume]:
+        spacing = self.hparams.target_spacing
+        spacing = tuple(spacing) if spacing is not None else None
+        return [preprocess_volume(v, spacing) for d in dirs for v in load_patient(d)]
+
+    def build(self) -> tuple[list[Volume], list[Volume], list[Volume]]:
+        hp = self.hparams
+        train_dirs, val_dirs = split_patients(
+            find_patients(hp.root), hp.val_fraction, hp.split_seed
+        )
+        train, val = self._load(train_dirs), self._load(val_dirs)
+        test = self._load(find_patients(hp.test_root)) if hp.test_root else val
+        return train, val, test
+
+    def train_dataset(self, volumes: list[Volume]) -> Dataset:
+        hp = self.hparams
+        return AcdcSlices(volumes, hp.crop_size, cardiac_train_transform(hp.augment))

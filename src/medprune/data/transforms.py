@@ -1,7 +1,8 @@
-"""Albumentations pipelines for H&E tiles; applied to the image and its instance map together.
+"""Albumentations pipelines applied to an image and its label map together (H&E tiles, MRI slices).
 
-Only label-preserving geometric transforms touch the instance map (flips, 90-degree
-rotations are exact on a pixel grid), so targets computed afterwards stay consistent.
+For nuclei only exact pixel-grid transforms touch the instance map (flips, 90-degree
+rotations), so targets computed afterwards stay consistent; cardiac label maps go through
+affine and elastic warps with nearest-neighbour interpolation, so they keep their class values.
 """
 
 from __future__ import annotations
@@ -23,3 +24,19 @@ def nuclei_train_transform(crop: int | None = None, augment: bool = True) -> A.C
             A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
         ]
     return A.Compose(steps) if steps else None
+
+
+def cardiac_train_transform(augment: bool = True) -> A.Compose | None:
+    """MRI slices (z-scored float32) with their label map: affine (rotation, scale, shift),
+    occasional elastic deformation, and intensity changes (contrast, brightness, noise), the
+    variation between scanners and patients. Labels are warped with nearest-neighbour."""
+    if not augment:
+        return None
+    return A.Compose(
+        [
+            A.Affine(rotate=(-15, 15), scale=(0.85, 1.15), translate_percent=(-0.05, 0.05), p=0.7),
+            A.ElasticTransform(alpha=20, sigma=5, p=0.2),
+            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.15, p=0.5),
+            A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
+        ]
+    )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from acdc_fixtures import write_patient
-from conftest import ROOT, compose_train
+from conftest import ROOT, TINY_RUN, compose_train
 from medprune.data import CardiacSyntheticDataModule
 from medprune.metrics.surface import volume_scores
 from medprune.metrics.volume import VolumeMetrics
@@ -20,13 +20,7 @@ CARDIAC_TINY = [
     "data.val_slices=2",
     "data.test_slices=3",
     "data.batch_size=4",
-    "model.base_channels=4",
-    "model.depth=3",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "pruning.frequency=1",
-    "logger=csv",
+    *TINY_RUN,
 ]
 KEYS = ["dice_rv", "dice_myo", "dice_lv", "dice_mean", "hd95_rv", "hd95_myo", "hd95_lv"]
 
@@ -117,3 +111,13 @@ def test_acdc_data_module_errors_name_the_key(tmp_path):
         AcdcDataModule(root=str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="data.crop_size=8"):
         AcdcDataModule(root=str(tmp_path), crop_size=8)
+
+
+def test_tasks_reject_a_non_positive_learning_rate():
+    from medprune.models import TwoBranchUNet, UNet
+    from medprune.tasks import CardiacSegmentationTask, NucleiSegmentationTask
+
+    with pytest.raises(ValueError, match=r"task.lr=0: expected a learning rate > 0"):
+        CardiacSegmentationTask(UNet(1, 4, base_channels=2, depth=2), lr=0)
+    with pytest.raises(ValueError, match=r"task.lr=-1.0: expected a learning rate > 0"):
+        NucleiSegmentationTask(TwoBranchUNet(base_channels=2, depth=2), lr=-1.0)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from medprune.data.synthetic_nuclei import _check_float, _check_int, _smooth_noise, derive_tile_seed
+from medprune.data.synthetic_nuclei import check_float, check_int, derive_tile_seed, smooth_noise
 
 #: Fraction of slices lacking at least one structure (kinds no_rv/apex_cap/no_heart).
 DEFAULT_MISSING_PROB = 0.1
@@ -106,9 +106,9 @@ def _check_args(
     missing_prob: object = DEFAULT_MISSING_PROB,
     variant_prob: object = DEFAULT_VARIANT_PROB,
 ) -> None:
-    _check_int("size", size, 32, " px")
-    _check_float("missing_prob", missing_prob, 0.0, 1.0, lo_open=False)
-    _check_float("variant_prob", variant_prob, 0.0, 1.0, lo_open=False)
+    check_int("size", size, 32, " px")
+    check_float("missing_prob", missing_prob, 0.0, 1.0, lo_open=False)
+    check_float("variant_prob", variant_prob, 0.0, 1.0, lo_open=False)
 
 
 def _harmonics(rng: np.random.Generator, phi: np.ndarray, orders: range, amp: float) -> np.ndarray:
@@ -164,7 +164,7 @@ def _heart(rng: np.random.Generator, size: int, kind: str, psi: float) -> tuple:
 
 def _blob(rng, dy, dx, angle: float, along: float, across: float, wobble: float) -> np.ndarray:
     """Ellipse with a smooth random boundary (``wobble``: relative radius perturbation)."""
-    noise = _smooth_noise(rng, dy.shape[0], dy.shape[0] / 16)
+    noise = smooth_noise(rng, dy.shape[0], dy.shape[0] / 16)
     return _ellipse(dy, dx, angle, along, across) <= 1.0 + wobble * noise
 
 
@@ -186,7 +186,7 @@ def _surroundings(
     lr = rng.uniform(1.2, 1.5) * ap
     shift = ap - big_r - ref * rng.uniform(0.5, 1.3)
     rho = np.sqrt(_ellipse(*at(ant, -shift), ant, ap, lr))
-    depth = (1.0 - rho) * ap + 1.5 * _smooth_noise(rng, size, size / 12)  # px below the skin
+    depth = (1.0 - rho) * ap + 1.5 * smooth_noise(rng, size, size / 12)  # px below the skin
     fat_d, mus_d = rng.uniform(0.1, 0.25) * ref, rng.uniform(0.2, 0.45) * ref
     tissue[depth > 0] = FAT
     tissue[depth > fat_d] = MUSCLE
@@ -232,7 +232,7 @@ def _render(rng: np.random.Generator, tissue: np.ndarray) -> np.ndarray:
     levels[RV_WALL] = levels[MYO] * rng.uniform(0.9, 1.2)
     fine_amp = np.array([0.12, 0.04, 0.05, 0.04, 0.0, 0.4, 0.05, 0.08, 0.06, 0.05, 0.05])
     coarse_amp = np.array([0.1, 0.06, 0.04, 0.05, 0.0, 0.2, 0.05, 0.05, 0.06, 0.05, 0.0])
-    fine, coarse = _smooth_noise(rng, size, size / 40), _smooth_noise(rng, size, size / 10)
+    fine, coarse = smooth_noise(rng, size, size / 40), smooth_noise(rng, size, size / 10)
     img = levels[tissue] * (1.0 + fine_amp[tissue] * fine + coarse_amp[tissue] * coarse)
     spots = ndimage.gaussian_filter((rng.random((size, size)) < 0.004).astype(float), 0.8)
     img += np.where(tissue == LUNG, 3.0 * spots, 0.0)  # lung vessels
@@ -249,7 +249,7 @@ def _render(rng: np.random.Generator, tissue: np.ndarray) -> np.ndarray:
 def _as_rng(rng_or_seed: object) -> np.random.Generator:
     if isinstance(rng_or_seed, np.random.Generator):
         return rng_or_seed
-    _check_int("rng_or_seed", rng_or_seed, 0)
+    check_int("rng_or_seed", rng_or_seed, 0)
     return np.random.default_rng(int(rng_or_seed))  # type: ignore[arg-type]
 
 
@@ -296,8 +296,8 @@ def generate_cardiac_split(
     Returns:
         images float32 (n, size, size) and labels uint8 (n, size, size).
     """
-    _check_int("n", n, 0)
-    _check_int("seed", seed, 0)
+    check_int("n", n, 0)
+    check_int("seed", seed, 0)
     _check_args(size, **kw)
     images = np.zeros((n, size, size), dtype=np.float32)
     labels = np.zeros((n, size, size), dtype=np.uint8)

@@ -53,12 +53,12 @@ def derive_tile_seed(seed: int, index: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0])
 
 
-def _check_int(name: str, value: object, minimum: int, unit: str = "") -> None:
+def check_int(name: str, value: object, minimum: int, unit: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}{unit}, got {value!r}")
 
 
-def _check_float(
+def check_float(
     name: str, value: object, lo: float, hi: float = math.inf, lo_open: bool = True
 ) -> None:
     try:
@@ -78,14 +78,14 @@ def _check_args(
     min_area: object = MIN_INSTANCE_AREA,
     **_: object,
 ) -> None:
-    _check_int("size", size, 32, " px")
-    _check_float("nuclei_density", nuclei_density, 0.0)
-    _check_float("mean_radius", mean_radius, 0.0)
-    _check_float("cluster_fraction", cluster_fraction, 0.0, 1.0, lo_open=False)
-    _check_int("min_area", min_area, 1, " px")
+    check_int("size", size, 32, " px")
+    check_float("nuclei_density", nuclei_density, 0.0)
+    check_float("mean_radius", mean_radius, 0.0)
+    check_float("cluster_fraction", cluster_fraction, 0.0, 1.0, lo_open=False)
+    check_int("min_area", min_area, 1, " px")
 
 
-def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
     """Zero-mean, unit-std Gaussian-filtered noise (FFT, periodic) with scale ``sigma`` px."""
     spec = ndimage.fourier_gaussian(np.fft.rfft2(rng.standard_normal((size, size))), sigma, n=size)
     field = np.fft.irfft2(spec, s=(size, size))
@@ -183,12 +183,12 @@ def _render(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     # Eosin background: low-frequency density, patchy wavy fibres, pale gaps, grain.
     yy, xx = np.mgrid[0:size, 0:size].astype(float)
     ang, period = rng.uniform(0.0, np.pi), rng.uniform(6.0, 12.0)
-    warp = 6.0 * _smooth_noise(rng, size, size / 12)
+    warp = 6.0 * smooth_noise(rng, size, size / 12)
     wave = np.sin(2 * np.pi * (xx * np.cos(ang) + yy * np.sin(ang) + warp) / period)
-    patches = np.clip(_smooth_noise(rng, size, size / 10) - 0.2, 0.0, 1.0)
+    patches = np.clip(smooth_noise(rng, size, size / 10) - 0.2, 0.0, 1.0)
     fibre = ((0.5 + 0.5 * wave) ** 8) * patches
-    low = _smooth_noise(rng, size, size / 8)
-    gaps = np.clip((_smooth_noise(rng, size, size / 14) - 1.6) * 1.5, 0.0, 0.8)
+    low = smooth_noise(rng, size, size / 8)
+    gaps = np.clip((smooth_noise(rng, size, size / 14) - 1.6) * 1.5, 0.0, 0.8)
     grain = ndimage.gaussian_filter(rng.standard_normal((size, size)), 0.8)
     e_conc = base_e * (1 + 0.25 * low + 0.8 * fibre + 0.45 * grain) * (1 - gaps)
     h_conc = 0.025 + 0.01 * low + 0.01 * grain
@@ -249,7 +249,7 @@ def generate_nuclei_tile(
         ``image`` uint8 (size, size, 3) RGB and ``instances`` int32 (size, size)
         with 0 = background and consecutive ids 1..N.
     """
-    _check_int("seed", seed, 0)
+    check_int("seed", seed, 0)
     _check_args(size, nuclei_density, mean_radius, cluster_fraction, min_area)
     size, rng = int(size), np.random.default_rng(seed)
     n = int(rng.poisson(nuclei_density * size * size / 1000.0))
@@ -269,8 +269,8 @@ def generate_nuclei_split(
     Returns:
         images uint8 (count, size, size, 3) and instances int32 (count, size, size).
     """
-    _check_int("seed", seed, 0)
-    _check_int("count", count, 0)
+    check_int("seed", seed, 0)
+    check_int("count", count, 0)
     _check_args(size, **kw)
     images = np.zeros((count, size, size, 3), dtype=np.uint8)
     instances = np.zeros((count, size, size), dtype=np.int32)

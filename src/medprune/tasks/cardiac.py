@@ -9,18 +9,15 @@ mm), so Dice and HD95 are computed per 3D volume as in the ACDC challenge. Logge
 
 from __future__ import annotations
 
-from typing import Any
-
-import lightning as L
 import torch
 from torch import nn
 
 from medprune.metrics.volume import VolumeMetrics
+from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import dice_ce_loss
-from medprune.tasks.optim import adam_with_cosine
 
 
-class CardiacSegmentationTask(L.LightningModule):
+class CardiacSegmentationTask(SegmentationTask):
     """``net`` maps (N, 1, H, W) to class logits (N, 4, H, W)."""
 
     def __init__(
@@ -32,18 +29,9 @@ class CardiacSegmentationTask(L.LightningModule):
         channels_last: bool = True,
     ) -> None:
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f"task.lr={lr!r}: expected a learning rate > 0")
         self.save_hyperparameters(ignore=["net"])
-        # NHWC convolutions are faster on CPU (benchmarks/train_step_time.py, nuclei model);
-        # parameters stay the same objects, so pruning masks and state_dict keys are unaffected.
-        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.attach(net)
         self.metrics = nn.ModuleDict({stage: VolumeMetrics() for stage in ("val", "test")})
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = dice_ce_loss(self(batch["image"]), batch["label"])
@@ -62,19 +50,3 @@ class CardiacSegmentationTask(L.LightningModule):
         values = self.metrics[stage].compute()
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=stage == "val")
         self.metrics[stage].reset()
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        return adam_with_cosine(self, hp.lr, hp.weight_decay, hp.cosine_schedule)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,11 +18,11 @@ from torchmetrics.segmentation import DiceScore
 
 from medprune.metrics import InstanceMetrics
 from medprune.postprocess import WatershedPostprocessor
+from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import seg_loss
-from medprune.tasks.optim import adam_with_cosine
 
 
-class NucleiSegmentationTask(L.LightningModule):
+class NucleiSegmentationTask(SegmentationTask):
     """``net`` maps (N, 3, H, W) to ``(seg_logits, distance)``, each (N, 1, H, W)."""
 
     def __init__(
@@ -37,15 +36,10 @@ class NucleiSegmentationTask(L.LightningModule):
         postprocess: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f"task.lr={lr!r}: expected a learning rate > 0")
         if not dist_loss_weight >= 0:
             raise ValueError(f"task.dist_loss_weight={dist_loss_weight!r}: expected >= 0")
         self.save_hyperparameters(ignore=["net"])
-        # NHWC convolutions: 257 -> 193 ms per training step of the default model on 2 CPU
-        # cores (batch 8, 96 px; benchmarks/train_step_time.py). Parameters stay the same
-        # objects, so pruning masks and state_dict keys are unaffected.
-        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.attach(net)
         self.postprocess = WatershedPostprocessor(**dict(postprocess or {}))
         self.metrics = nn.ModuleDict(
             {
@@ -62,11 +56,6 @@ class NucleiSegmentationTask(L.LightningModule):
                 for stage in ("val", "test")
             }
         )
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.hparams.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        return self.net(image)
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], ...]:
         seg_logits, distance = self(batch["image"])
@@ -105,19 +94,3 @@ class NucleiSegmentationTask(L.LightningModule):
         self.log_dict(values, prog_bar=stage == "val")
         for metric in metrics.values():
             metric.reset()
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        return adam_with_cosine(self, hp.lr, hp.weight_decay, hp.cosine_schedule)

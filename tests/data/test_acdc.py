@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from acdc_fixtures import frame_data, write_nifti, write_patient
 from medprune.data.acdc import (
     AcdcSlices,
+    Volume,
     center_crop_or_pad,
     find_patients,
     load_patient,
@@ -16,6 +18,7 @@ from medprune.data.acdc import (
     resample_inplane,
     split_patients,
 )
+from medprune.data.transforms import cardiac_train_transform
 
 
 def zyx(array_xyz: np.ndarray) -> np.ndarray:
@@ -118,6 +121,30 @@ def test_dataset_items_and_volume_index(tmp_path):
     assert torch.all(image[0, :1] == float(volumes[1].image.min())) and torch.all(label[:1] == 0)
     expected = center_crop_or_pad(volumes[1].label[1], (32, 16))
     np.testing.assert_array_equal(label.numpy(), expected)
+
+
+def test_augmentation_keeps_the_z_scored_intensity_range():
+    """albumentations clips float images to [0, 1]; slices go through it mapped to [0, 1] and
+    come back in their own range, so the negative half of a z-scored slice survives."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 32, 32)).astype(np.float32)  # z-scored: about half negative
+    label = np.zeros((1, 32, 32), np.uint8)
+    vol = Volume("p", "ED", 1, None, image, label, (10.0, 1.5, 1.5))
+
+    identity = A.Compose([A.RandomBrightnessContrast(brightness_limit=0, contrast_limit=0, p=1)])
+    out = AcdcSlices([vol], None, identity)[0]["image"][0].numpy()
+    np.testing.assert_allclose(out, image[0], atol=1e-5)
+
+    brighter = A.Compose([A.RandomBrightnessContrast((0.1, 0.1), (0, 0), p=1)])
+    out = AcdcSlices([vol], None, brighter)[0]["image"][0].numpy()
+    span = float(image.max() - image.min())
+    # +0.1 of the [0, 1] range is +0.1 * span in z units; values pushed past the max saturate
+    expected = np.minimum(image[0] + 0.1 * span, image.max())
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+
+    shipped = AcdcSlices([vol], None, cardiac_train_transform(True))
+    outs = np.stack([shipped[0]["image"][0].numpy() for _ in range(20)])
+    assert outs.min() < -1.0 and outs.max() > 1.0  # not squashed into [0, 1]
 
 
 def fake_patients(root: Path, groups: dict[str, int]) -> list[Path]:

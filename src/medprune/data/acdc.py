@@ -224,7 +224,10 @@ class AcdcSlices(Dataset):
 
     Images are padded with their volume's minimum (the dark background after normalisation,
     not the mean grey that 0 would be), labels with 0. ``transform``, if given, is called
-    albumentations-style as ``transform(image=, mask=)`` on the (H, W) arrays after cropping.
+    albumentations-style as ``transform(image=, mask=)`` on the (H, W) arrays after cropping,
+    with the image mapped linearly from its volume's [min, max] to [0, 1] and back afterwards:
+    albumentations' intensity transforms clip float images to [0, 1], which would cut a
+    z-scored slice's whole negative half, and its affine fill 0 is then the dark background.
     ``volumes`` and ``slices_of(v)`` give the dataset indices of volume ``v`` in slice order,
     for per-volume evaluation (undo the crop with ``center_crop_or_pad(pred, (y, x))``).
     """
@@ -239,6 +242,10 @@ class AcdcSlices(Dataset):
         self.size, self.transform = size, transform
         self.index = [(v, k) for v, vol in enumerate(self.volumes) for k in range(len(vol.image))]
         self._fill = [float(vol.image.min()) if vol.image.size else 0.0 for vol in self.volumes]
+        self._span = [
+            max(float(vol.image.max()) - low, 1e-6) if vol.image.size else 1.0
+            for vol, low in zip(self.volumes, self._fill)
+        ]
         self._starts = np.cumsum([0] + [len(vol.image) for vol in self.volumes])
 
     def __len__(self) -> int:
@@ -255,8 +262,10 @@ class AcdcSlices(Dataset):
             image = center_crop_or_pad(image, self.size, fill=self._fill[v])
             label = center_crop_or_pad(label, self.size, fill=0)
         if self.transform is not None:
-            out = self.transform(image=image, mask=label)
-            image, label = out["image"], out["mask"]
+            low, span = self._fill[v], self._span[v]
+            unit = ((image - low) / span).astype(np.float32)
+            out = self.transform(image=unit, mask=label)
+            image, label = out["image"] * span + low, out["mask"]
         image = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         return {"image": image, "label": torch.from_numpy(np.ascontiguousarray(label, np.int64))}
 

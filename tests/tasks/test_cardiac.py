@@ -9,9 +9,11 @@ import torch
 from acdc_fixtures import write_patient
 from conftest import ROOT, TINY_RUN, compose_train
 from medprune.data import CardiacSyntheticDataModule
+from medprune.data.acdc import load_patient
 from medprune.metrics.surface import volume_scores
 from medprune.metrics.volume import VolumeMetrics
 from medprune.run import train
+from medprune.tasks.cardiac import labels_on_grid
 
 CARDIAC_TINY = [
     "task=cardiac",
@@ -82,6 +84,9 @@ def test_synthetic_data_module_items_and_determinism():
     volume = next(iter(dm.val_dataloader()))
     assert volume["image"].shape == (1, 1, 32, 32) and volume["label"].shape == (1, 32, 32)
     assert volume["spacing"].tolist() == [1.0, 1.5625, 1.5625]
+    assert volume["size"].tolist() == [32, 32] and torch.equal(
+        volume["scored_label"], volume["label"]
+    )
     again = make()  # same seed, same volumes (training items are augmented at random)
     assert torch.equal(dm.splits["val"][1]["image"], again.splits["val"][1]["image"])
     with pytest.raises(ValueError, match="data.train_slices=0"):
@@ -102,6 +107,34 @@ def test_cardiac_task_on_acdc_layout_data(tmp_path):
     # val = test = one patient per group, both phases: scored per 3D volume
     assert {f"test/{k}" for k in KEYS} <= set(summary["metrics"])
     assert summary["pruning"]["achieved_sparsity"] == pytest.approx(0.5, abs=2e-3)
+
+
+def test_labels_on_grid_undoes_padding_and_resampling():
+    # classes by column on a 4 x 6 input centre-padded to 8 x 8: rows 2-5, columns 1-6
+    cols = torch.tensor([3, 3, 1, 1, 2, 2])
+    inner = 10.0 * torch.nn.functional.one_hot(cols, 4).T[:, None, :].expand(4, 4, 6)
+    padded = torch.zeros(1, 4, 8, 8)
+    padded[0, :, 2:6, 1:7] = inner
+    same = labels_on_grid(padded, (4, 6), (4, 6))
+    assert torch.equal(same[0], cols.expand(4, 6))
+    # back onto a grid twice as fine (2 mm -> 1 mm): each column becomes two
+    fine = labels_on_grid(padded, (4, 6), (8, 12))
+    assert torch.equal(fine[0], cols.repeat_interleave(2).expand(8, 12))
+
+
+def test_acdc_evaluation_scores_the_labels_as_read(tmp_path):
+    from medprune.data import AcdcDataModule
+
+    for number, group in enumerate(["NOR", "NOR", "DCM", "DCM"], start=1):
+        write_patient(tmp_path, number, group=group)
+    dm = AcdcDataModule(root=str(tmp_path), target_spacing=(2.5, 2.5), val_fraction=0.5)
+    dm.setup("fit")
+    raw = {(v.patient_id, v.phase): v for p in sorted(tmp_path.iterdir()) for v in load_patient(p)}
+    for (vol, _), item in zip(dm.splits["val"].pairs, dm.splits["val"]):
+        original = raw[(vol.patient_id, vol.phase)]
+        assert item["size"].tolist() == list(vol.image.shape[1:]) != list(original.label.shape[1:])
+        assert np.array_equal(item["scored_label"].numpy(), original.label)
+        assert item["spacing"].tolist() == list(original.spacing)
 
 
 def test_acdc_data_module_errors_name_the_key(tmp_path):

@@ -2,10 +2,12 @@
 
 Both the built-in data and ACDC become lists of ``Volume`` (``medprune.data.acdc``). Training
 batches are ``{"image": (N, 1, H, W) float32, "label": (N, H, W) int64}`` from ``AcdcSlices``.
-Validation and test yield one volume per batch (``batch_size=None``): ``{"image":
-(Z, 1, H, W), "label": (Z, H, W), "spacing": (3,) float64 mm (z, y, x)}``, padded (never
-cropped) to a multiple of ``pad_multiple`` px so the U-Net accepts it and no structure is cut;
-padding is background, so Dice is unchanged.
+Validation and test yield one volume per batch (``batch_size=None``): the network's input
+``"image"`` (Z, 1, H, W) and ``"label"`` (Z, H, W) (for the loss), padded (never cropped) to a
+multiple of ``pad_multiple`` px so the U-Net accepts it and no structure is cut, with
+``"size"`` (2,) = their (h, w) before padding; and what is scored, ``"scored_label"``
+(Z, H0, W0) with ``"spacing"`` (3,) float64 mm (z, y, x): the volume as read, before in-plane
+resampling, so ACDC metrics are computed on each patient's own voxel grid.
 """
 
 from __future__ import annotations
@@ -33,16 +35,17 @@ from medprune.data.transforms import cardiac_train_transform
 
 
 class CardiacVolumes(Dataset):
-    """Whole volumes for per-volume evaluation."""
+    """Whole volumes for per-volume evaluation, from ``(network-grid volume, scored volume)``
+    pairs; the two are the same object when nothing was resampled."""
 
-    def __init__(self, volumes: Sequence[Volume], pad_multiple: int = 16) -> None:
-        self.volumes, self.pad_multiple = list(volumes), pad_multiple
+    def __init__(self, pairs: Sequence[tuple[Volume, Volume]], pad_multiple: int = 16) -> None:
+        self.pairs, self.pad_multiple = list(pairs), pad_multiple
 
     def __len__(self) -> int:
-        return len(self.volumes)
+        return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        vol = self.volumes[index]
+        vol, scored = self.pairs[index]
         size = [math.ceil(n / self.pad_multiple) * self.pad_multiple for n in vol.image.shape[1:]]
         fill = float(vol.image.min())
         image = np.stack([center_crop_or_pad(s, size, fill=fill) for s in vol.image])
@@ -50,7 +53,9 @@ class CardiacVolumes(Dataset):
         return {
             "image": torch.from_numpy(image.astype(np.float32))[:, None],
             "label": torch.from_numpy(label.astype(np.int64)),
-            "spacing": torch.tensor(vol.spacing, dtype=torch.float64),
+            "size": torch.tensor(vol.image.shape[1:], dtype=torch.int64),
+            "scored_label": torch.from_numpy(scored.label.astype(np.int64)),
+            "spacing": torch.tensor(scored.spacing, dtype=torch.float64),
         }
 
 
@@ -67,8 +72,11 @@ class _CardiacDataModule(L.LightningDataModule):
             raise ValueError(f"data.pad_multiple={pad_multiple!r}: expected an integer >= 1")
         self.splits: dict[str, Dataset] = {}
 
-    # Each subclass defines where its volumes come from and how training slices are cut.
-    def build(self) -> tuple[list[Volume], list[Volume], list[Volume]]:
+    # Each subclass defines where its volumes come from and how training slices are cut:
+    # training volumes, then val and test as (network-grid volume, scored volume) pairs.
+    def build(
+        self,
+    ) -> tuple[list[Volume], list[tuple[Volume, Volume]], list[tuple[Volume, Volume]]]:
         raise NotImplementedError(f"{type(self).__name__} must define build()")
 
     def train_dataset(self, volumes: list[Volume]) -> Dataset:
@@ -79,8 +87,8 @@ class _CardiacDataModule(L.LightningDataModule):
             return
         train, val, test = self.build()
         self.splits["train"] = self.train_dataset(train)
-        for split, volumes in (("val", val), ("test", test)):
-            self.splits[split] = CardiacVolumes(volumes, self.hparams.pad_multiple)
+        for split, pairs in (("val", val), ("test", test)):
+            self.splits[split] = CardiacVolumes(pairs, self.hparams.pad_multiple)
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
@@ -133,7 +141,9 @@ class CardiacSyntheticDataModule(_CardiacDataModule):
             raise ValueError(f"data.spacing_mm={spacing_mm!r}: expected a pixel size > 0 mm")
         self.save_hyperparameters()
 
-    def build(self) -> tuple[list[Volume], list[Volume], list[Volume]]:
+    def build(
+        self,
+    ) -> tuple[list[Volume], list[tuple[Volume, Volume]], list[tuple[Volume, Volume]]]:
         hp = self.hparams
         counts = {"train": hp.train_slices, "val": hp.val_slices, "test": hp.test_slices}
         splits = []
@@ -148,7 +158,8 @@ class CardiacSyntheticDataModule(_CardiacDataModule):
                     for i, (img, lab) in enumerate(zip(images, labels))
                 ]
             )
-        return tuple(splits)
+        train, val, test = splits
+        return train, [(v, v) for v in val], [(v, v) for v in test]
 
     def train_dataset(self, volumes: list[Volume]) -> Dataset:
         return AcdcSlices(volumes, None, cardiac_train_transform(self.hparams.augment))
@@ -160,7 +171,8 @@ class AcdcDataModule(_CardiacDataModule):
     ``root`` is split by patient, stratified by group, into train and val (``val_fraction``,
     ``split_seed``); test uses ``test_root`` if given, else the val patients. Volumes are
     resampled in-plane to ``target_spacing`` mm (null: keep) and z-scored per volume;
-    training uses ``crop_size`` px centre crops/pads of every slice.
+    training uses ``crop_size`` px centre crops/pads of every slice. Val/test predictions are
+    scored against the labels as read, on each volume's own grid and spacing.
     """
 
     def __init__(
@@ -185,17 +197,20 @@ class AcdcDataModule(_CardiacDataModule):
             raise ValueError(f"data.crop_size={crop_size!r}: expected an integer >= 16 px")
         self.save_hyperparameters()
 
-    def _load(self, dirs: Sequence[Path]) -> list[Volume]:
+    def _load(self, dirs: Sequence[Path]) -> list[tuple[Volume, Volume]]:
+        """(preprocessed, as read) per volume."""
         spacing = self.hparams.target_spacing
         spacing = tuple(spacing) if spacing is not None else None
-        return [preprocess_volume(v, spacing) for d in dirs for v in load_patient(d)]
+        return [(preprocess_volume(v, spacing), v) for d in dirs for v in load_patient(d)]
 
-    def build(self) -> tuple[list[Volume], list[Volume], list[Volume]]:
+    def build(
+        self,
+    ) -> tuple[list[Volume], list[tuple[Volume, Volume]], list[tuple[Volume, Volume]]]:
         hp = self.hparams
         train_dirs, val_dirs = split_patients(
             find_patients(hp.root), hp.val_fraction, hp.split_seed
         )
-        train, val = self._load(train_dirs), self._load(val_dirs)
+        train, val = [v for v, _ in self._load(train_dirs)], self._load(val_dirs)
         test = self._load(find_patients(hp.test_root)) if hp.test_root else val
         return train, val, test
 

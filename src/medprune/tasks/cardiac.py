@@ -1,20 +1,38 @@
 """Cardiac MRI segmentation task (ACDC labels 1 RV, 2 MYO, 3 LV): a 2D U-Net on slices.
 
 Knows nothing of pruning. Trains on batches of 2D slices with Dice + cross-entropy; evaluates
-whole volumes (one per batch: ``image`` (Z, 1, H, W), ``label`` (Z, H, W), ``spacing`` (3,) in
-mm), so Dice and HD95 are computed per 3D volume as in the ACDC challenge. Logged keys:
-``train/loss``, ``{val,test}/loss``, ``/dice_rv``, ``/dice_myo``, ``/dice_lv``,
+whole volumes (one per batch, see ``medprune.data.cardiac_datamodule``), so Dice and HD95 are
+computed per 3D volume as in the ACDC challenge, on the scored label's own grid and spacing.
+Logged keys: ``train/loss``, ``{val,test}/loss``, ``/dice_rv``, ``/dice_myo``, ``/dice_lv``,
 ``/dice_mean``, ``/hd95_rv``, ``/hd95_myo``, ``/hd95_lv``, ``/hd95_mean`` (mm).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medprune.metrics.volume import VolumeMetrics
 from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import dice_ce_loss
+
+
+def labels_on_grid(
+    logits: torch.Tensor, size: tuple[int, int], grid: tuple[int, int]
+) -> torch.Tensor:
+    """Class map (Z, *grid) from logits (Z, C, H, W) of a centre-padded input: cut the padding
+    back to ``size`` (h, w) (the offsets of ``center_crop_or_pad``), then, if ``grid`` differs,
+    resize the softmax probabilities bilinearly on pixel centres (``align_corners=False``, the
+    grid ``resample_inplane`` used) before the argmax, so the prediction lands on the voxels of
+    the label as read."""
+    h, w = size
+    top, left = (logits.shape[-2] - h) // 2, (logits.shape[-1] - w) // 2
+    logits = logits[..., top : top + h, left : left + w]
+    if (h, w) == tuple(grid):
+        return logits.argmax(dim=1)
+    prob = F.interpolate(logits.softmax(dim=1), size=grid, mode="bilinear", align_corners=False)
+    return prob.argmax(dim=1)
 
 
 class CardiacSegmentationTask(SegmentationTask):
@@ -41,9 +59,10 @@ class CardiacSegmentationTask(SegmentationTask):
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         logits = self(batch["image"])
         self.log(f"{stage}/loss", dice_ce_loss(logits, batch["label"]), batch_size=1)
-        pred = logits.argmax(dim=1)
+        scored = batch["scored_label"]
+        pred = labels_on_grid(logits, batch["size"].tolist(), tuple(scored.shape[-2:]))
         self.metrics[stage].update(
-            pred.cpu().numpy(), batch["label"].cpu().numpy(), batch["spacing"].cpu().numpy()
+            pred.cpu().numpy(), scored.cpu().numpy(), batch["spacing"].cpu().numpy()
         )
 
     def _eval_epoch_end(self, stage: str) -> None:

@@ -147,6 +147,23 @@ def test_augmentation_keeps_the_z_scored_intensity_range():
     assert outs.min() < -1.0 and outs.max() > 1.0  # not squashed into [0, 1]
 
 
+def test_training_crops_are_random_windows_padded_with_the_volume_minimum():
+    image = np.arange(20 * 12, dtype=np.float32).reshape(1, 20, 12) - 100.0
+    label = np.ones((1, 20, 12), np.uint8)
+    vol = Volume("p", "ED", 1, None, image, label, (10.0, 1.5, 1.5))
+    ds = AcdcSlices([vol], None, cardiac_train_transform(augment=False, crop=16))
+    corners = set()
+    for _ in range(40):
+        item = ds[0]
+        img, lab = item["image"][0].numpy(), item["label"].numpy()
+        assert img.shape == lab.shape == (16, 16)
+        # 12 px wide -> 2 px of padding either side, image at the volume minimum, label 0
+        np.testing.assert_allclose(img[:, :2], -100.0, atol=1e-4)
+        assert (lab[:, :2] == 0).all() and (lab[:, 2:14] == 1).all()
+        corners.add(float(img[0, 2]))
+    assert len(corners) > 1  # the 16 px window moves along the 20 px axis
+
+
 def fake_patients(root: Path, groups: dict[str, int]) -> list[Path]:
     dirs, number = [], 1
     for group, count in groups.items():

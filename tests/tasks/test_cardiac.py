@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from acdc_fixtures import write_patient
 from conftest import ROOT, TINY_RUN, compose_train
@@ -13,6 +14,7 @@ from medprune.data.acdc import load_patient
 from medprune.metrics.surface import volume_scores
 from medprune.metrics.volume import VolumeMetrics
 from medprune.run import train
+from medprune.tasks import CardiacSegmentationTask
 from medprune.tasks.cardiac import labels_on_grid
 
 CARDIAC_TINY = [
@@ -154,3 +156,36 @@ def test_tasks_reject_a_non_positive_learning_rate():
         CardiacSegmentationTask(UNet(1, 4, base_channels=2, depth=2), lr=0)
     with pytest.raises(ValueError, match=r"task.lr=-1.0: expected a learning rate > 0"):
         NucleiSegmentationTask(TwoBranchUNet(base_channels=2, depth=2), lr=-1.0)
+
+
+class FixedLogits(torch.nn.Module):
+    """A 'network' whose prediction is a given class map, whatever the input."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", 10.0 * F.one_hot(labels, 4).permute(0, 3, 1, 2).float())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.logits.clone()
+
+
+@pytest.mark.parametrize(
+    ("largest_component", "dice_lv"), [(True, 1.0), (False, 2 * 18 / (18 + 22))]
+)
+def test_evaluation_keeps_the_largest_component_of_each_structure(largest_component, dice_lv):
+    target = torch.zeros(2, 8, 8, dtype=torch.int64)
+    target[:, 1:4, 1:4] = 3  # LV: 18 voxels over 2 slices
+    pred = target.clone()
+    pred[0, 6:8, 6:8] = 3  # a 4-voxel island far from the heart
+    task = CardiacSegmentationTask(FixedLogits(pred), largest_component=largest_component)
+    batch = {
+        "image": torch.zeros(2, 1, 8, 8),
+        "label": target,
+        "size": torch.tensor([8, 8]),
+        "scored_label": target,
+        "spacing": torch.tensor([10.0, 1.0, 1.0], dtype=torch.float64),
+    }
+    with torch.no_grad():
+        task._eval_step(batch, "test")
+    scores = task.metrics["test"].compute()
+    assert scores["dice_lv"].item() == pytest.approx(dice_lv)

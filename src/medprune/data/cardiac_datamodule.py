@@ -171,8 +171,8 @@ class AcdcDataModule(_CardiacDataModule):
     ``root`` is split by patient, stratified by group, into train and val (``val_fraction``,
     ``split_seed``); test uses ``test_root`` if given, else the val patients. Volumes are
     resampled in-plane to ``target_spacing`` mm (null: keep) and z-scored per volume;
-    training uses ``crop_size`` px centre crops/pads of every slice. Val/test predictions are
-    scored against the labels as read, on each volume's own grid and spacing.
+    training uses random ``crop_size`` px windows of every slice (padded where smaller).
+    Val/test predictions are scored against the labels as read, on each volume's own grid.
     """
 
     def __init__(
@@ -216,4 +216,4 @@ class AcdcDataModule(_CardiacDataModule):
 
     def train_dataset(self, volumes: list[Volume]) -> Dataset:
         hp = self.hparams
-        return AcdcSlices(volumes, hp.crop_size, cardiac_train_transform(hp.augment))
+        return AcdcSlices(volumes, None, cardiac_train_transform(hp.augment, hp.crop_size))

@@ -26,17 +26,28 @@ def nuclei_train_transform(crop: int | None = None, augment: bool = True) -> A.C
     return A.Compose(steps) if steps else None
 
 
-def cardiac_train_transform(augment: bool = True) -> A.Compose | None:
-    """MRI slices (z-scored float32) with their label map: affine (rotation, scale, shift),
-    occasional elastic deformation, and intensity changes (contrast, brightness, noise), the
-    variation between scanners and patients. Labels are warped with nearest-neighbour."""
-    if not augment:
-        return None
-    return A.Compose(
-        [
+def cardiac_train_transform(augment: bool = True, crop: int | None = None) -> A.Compose | None:
+    """MRI slices with their label map, the image mapped to [0, 1] (``AcdcSlices`` does it:
+    fill 0 is the volume's darkest value). If ``augment``: affine (rotation, scale, shift) and
+    occasional elastic deformation of the whole slice, labels warped with nearest-neighbour.
+    If ``crop``: a random ``crop`` x ``crop`` px window, padded where the slice is smaller, so
+    over an epoch the network sees the whole field of view it is evaluated on, not only its
+    centre. Then if ``augment``: intensity changes (contrast, brightness, noise), the variation
+    between scanners and patients. None when there is nothing to do."""
+    steps: list[A.BasicTransform] = []
+    if augment:
+        steps += [
             A.Affine(rotate=(-15, 15), scale=(0.85, 1.15), translate_percent=(-0.05, 0.05), p=0.7),
             A.ElasticTransform(alpha=20, sigma=5, p=0.2),
+        ]
+    if crop:
+        steps += [
+            A.PadIfNeeded(crop, crop, border_mode=0, fill=0, fill_mask=0),
+            A.RandomCrop(crop, crop),
+        ]
+    if augment:
+        steps += [
             A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.15, p=0.5),
             A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
         ]
-    )
+    return A.Compose(steps) if steps else None

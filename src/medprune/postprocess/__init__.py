@@ -1,5 +1,6 @@
-"""Post-processing of network outputs into nucleus instances."""
+"""Post-processing of network outputs: nucleus instances, cardiac structures."""
 
+from .components import keep_largest_component
 from .watershed import (
     WatershedPostprocessor,
     foreground,
@@ -7,4 +8,10 @@ from .watershed import (
     markers_from_distance,
 )
 
-__all__ = ["WatershedPostprocessor", "foreground", "instances_from_maps", "markers_from_distance"]
+__all__ = [
+    "WatershedPostprocessor",
+    "foreground",
+    "instances_from_maps",
+    "keep_largest_component",
+    "markers_from_distance",
+]

@@ -2,7 +2,8 @@
 
 Knows nothing of pruning. Trains on batches of 2D slices with Dice + cross-entropy; evaluates
 whole volumes (one per batch, see ``medprune.data.cardiac_datamodule``), so Dice and HD95 are
-computed per 3D volume as in the ACDC challenge, on the scored label's own grid and spacing.
+computed per 3D volume as in the ACDC challenge, on the scored label's own grid and spacing,
+after keeping each structure's largest connected component (``largest_component``).
 Logged keys: ``train/loss``, ``{val,test}/loss``, ``/dice_rv``, ``/dice_myo``, ``/dice_lv``,
 ``/dice_mean``, ``/hd95_rv``, ``/hd95_myo``, ``/hd95_lv``, ``/hd95_mean`` (mm).
 """
@@ -13,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medprune.metrics.surface import ACDC_CLASSES
 from medprune.metrics.volume import VolumeMetrics
+from medprune.postprocess.components import keep_largest_component
 from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import dice_ce_loss
 
@@ -45,6 +48,7 @@ class CardiacSegmentationTask(SegmentationTask):
         weight_decay: float = 0.0,
         cosine_schedule: bool = True,
         channels_last: bool = True,
+        largest_component: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -61,9 +65,10 @@ class CardiacSegmentationTask(SegmentationTask):
         self.log(f"{stage}/loss", dice_ce_loss(logits, batch["label"]), batch_size=1)
         scored = batch["scored_label"]
         pred = labels_on_grid(logits, batch["size"].tolist(), tuple(scored.shape[-2:]))
-        self.metrics[stage].update(
-            pred.cpu().numpy(), scored.cpu().numpy(), batch["spacing"].cpu().numpy()
-        )
+        pred = pred.cpu().numpy()
+        if self.hparams.largest_component:
+            pred = keep_largest_component(pred, ACDC_CLASSES)
+        self.metrics[stage].update(pred, scored.cpu().numpy(), batch["spacing"].cpu().numpy())
 
     def _eval_epoch_end(self, stage: str) -> None:
         values = self.metrics[stage].compute()

@@ -6,7 +6,18 @@ from omegaconf.errors import ValidationError
 from conftest import CONF, compose_train
 from medprune.config import validate_config
 
-GROUPS = ["task", "data", "model", "pruning", "trainer", "logger", "callbacks", "paths", "hydra"]
+GROUPS = [
+    "task",
+    "data",
+    "model",
+    "pruning",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+]
 
 
 def options(group):
@@ -29,6 +40,14 @@ def test_every_group_is_in_the_defaults():
     for key in ("task", "data", "model", "pruning", "trainer", "callbacks", "paths"):
         assert key in cfg
     assert cfg.task_name == "nuclei" and cfg.pruning.scope == "none"
+
+
+def test_acdc_cpu_recipe_composes_the_cardiac_task_on_acdc():
+    cfg = compose_train(["experiment=acdc_cpu", "data.root=/acdc", "pruning=global"])
+    assert cfg.task_name == "cardiac" and cfg.data._target_.endswith("AcdcDataModule")
+    assert cfg.data.root == "/acdc" and cfg.model.base_channels == 16
+    assert cfg.trainer.max_epochs == 50 and cfg.pruning.scope == "global"
+    assert cfg.task.largest_component is True
 
 
 def test_main_command_overrides_need_no_plus():

@@ -106,6 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        module.finish_fit(trainer, datamodule)
         # The final weights, not best.ckpt: only they carry the full target sparsity.
         (test_metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
         summary = {
@@ -115,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "steps": int(trainer.global_step),
             "wall_time_s": round(time.perf_counter() - start, 2),
             "output_dir": str(out),
+            **module.run_summary(),
         }
         if not rank_zero:
             return summary

@@ -35,5 +35,7 @@ def test_augmentation_moves_image_and_instances_together():
 def test_bad_arguments_name_the_key():
     with pytest.raises(ValueError, match="data.batch_size=0"):
         NucleiSyntheticDataModule(batch_size=0)
-    with pytest.raises(ValueError, match=r"expected images \(N, H, W, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"expected images \(H, W, 3\) with instances \(H, W\) per tile"
+    ):
         NucleiTiles(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 9), np.int32))

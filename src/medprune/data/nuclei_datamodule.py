@@ -6,7 +6,7 @@ foreground and distance targets always match the image the network sees.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import numpy as np
@@ -18,17 +18,41 @@ from medprune.data.targets import distance_map, foreground_mask
 from medprune.data.transforms import nuclei_train_transform
 
 
+def nuclei_item(
+    image: np.ndarray, instances: np.ndarray, transform: Callable | None = None
+) -> dict[str, torch.Tensor]:
+    """One training/eval item from an (H, W, 3) uint8 image and its (H, W) instance map:
+    ``image`` (3, H, W) float in [0, 1], ``foreground`` and ``distance`` (1, H, W) float,
+    ``instances`` (H, W) int64 (0 = background). Targets come after ``transform``."""
+    if transform is not None:
+        out = transform(image=image, mask=instances)
+        image, instances = out["image"], out["mask"]
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255,
+        "foreground": torch.from_numpy(foreground_mask(instances))[None],
+        "distance": torch.from_numpy(distance_map(instances))[None],
+        "instances": torch.from_numpy(instances.astype(np.int64)),
+    }
+
+
 class NucleiTiles(Dataset):
-    """Items: ``image`` (3, H, W) float in [0, 1], ``foreground`` and ``distance`` (1, H, W)
-    float, ``instances`` (H, W) int64 (0 = background)."""
+    """Whole tiles as ``nuclei_item`` dicts; ``images`` (N, H, W, 3) and ``instances``
+    (N, H, W), arrays or sequences of per-tile arrays (tiles may then differ in size)."""
 
     def __init__(
-        self, images: np.ndarray, instances: np.ndarray, transform: Callable | None = None
+        self,
+        images: np.ndarray | Sequence[np.ndarray],
+        instances: np.ndarray | Sequence[np.ndarray],
+        transform: Callable | None = None,
     ) -> None:
-        if images.shape[:3] != instances.shape or images.ndim != 4 or images.shape[-1] != 3:
+        if len(images) != len(instances) or any(
+            img.ndim != 3 or img.shape[-1] != 3 or img.shape[:2] != inst.shape
+            for img, inst in zip(images, instances)
+        ):
+            shapes = [(i.shape, j.shape) for i, j in zip(images, instances)][:3]
             raise ValueError(
-                f"NucleiTiles: expected images (N, H, W, 3) and instances (N, H, W), got "
-                f"{images.shape} and {instances.shape}"
+                f"NucleiTiles: expected images (H, W, 3) with instances (H, W) per tile, got "
+                f"{len(images)} images and {len(instances)} maps, first shapes {shapes}"
             )
         self.images, self.instances, self.transform = images, instances, transform
 
@@ -36,16 +60,7 @@ class NucleiTiles(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image, instances = self.images[index], self.instances[index]
-        if self.transform is not None:
-            out = self.transform(image=image, mask=instances)
-            image, instances = out["image"], out["mask"]
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255,
-            "foreground": torch.from_numpy(foreground_mask(instances))[None],
-            "distance": torch.from_numpy(distance_map(instances))[None],
-            "instances": torch.from_numpy(instances.astype(np.int64)),
-        }
+        return nuclei_item(self.images[index], self.instances[index], self.transform)
 
 
 class NucleiSyntheticDataModule(L.LightningDataModule):

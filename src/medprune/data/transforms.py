@@ -7,6 +7,8 @@ affine and elastic warps with nearest-neighbour interpolation, so they keep thei
 
 from __future__ import annotations
 
+import math
+
 import albumentations as A
 
 
@@ -51,3 +53,40 @@ def cardiac_train_transform(augment: bool = True, crop: int | None = None) -> A.
             A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
         ]
     return A.Compose(steps) if steps else None
+
+
+def he_patch_margin(patch: int, augment: bool) -> int:
+    """Side (px) of the window cut from a tile so that ``he_train_transform`` can rotate and
+    scale it and still crop a ``patch`` px centre without empty corners: a 10° rotation of a
+    square needs cos 10° + sin 10° = 1.16x, and zooming out to 0.95x needs 1/0.95 more."""
+    return math.ceil(patch * 1.25) if augment else patch
+
+
+def he_train_transform(patch: int, augment: bool = True) -> A.Compose:
+    """Real H&E training patches from a ``he_patch_margin`` window: if ``augment``, flips and
+    90-degree rotations (slides have no orientation), a small affine warp (±10°, 0.95-1.1x)
+    and occasional elastic deformation (instance maps warped nearest-neighbour, so ids
+    survive; targets are computed afterwards), then the centre ``patch`` px, then stain
+    variation in H&E space (albumentations' ``HEStain``: stain vectors from a random preset,
+    concentrations scaled 0.9-1.1 and shifted ±0.05) and brightness/contrast."""
+    steps: list[A.BasicTransform] = []
+    if augment:
+        steps += [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+            A.Affine(rotate=(-10, 10), scale=(0.95, 1.1), p=0.5),
+            A.ElasticTransform(alpha=15, sigma=5, p=0.2),
+        ]
+    steps.append(A.CenterCrop(patch, patch))
+    if augment:
+        steps += [
+            A.HEStain(
+                method="random_preset",
+                intensity_scale_range=(0.9, 1.1),
+                intensity_shift_range=(-0.05, 0.05),
+                p=0.5,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
+        ]
+    return A.Compose(steps)

@@ -18,6 +18,7 @@ class TwoBranchUNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, base_channels: int = 16, depth: int = 5) -> None:
         super().__init__()
+        self.depth = depth  # inputs must be divisible by 2 ** (depth - 1), as for each UNet
         self.seg = UNet(in_channels, 1, base_channels, depth)
         self.dist = UNet(in_channels, 1, base_channels, depth)
 

@@ -27,6 +27,13 @@ class SegmentationTask(L.LightningModule):
             image = image.contiguous(memory_format=torch.channels_last)
         return self.net(image)
 
+    def finish_fit(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
+        """Work after ``trainer.fit`` and before the test (e.g. tuning post-processing)."""
+
+    def run_summary(self) -> dict[str, Any]:
+        """Task-specific entries for summary.json (e.g. tuned post-processing); none here."""
+        return {}
+
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define _eval_step()")
 

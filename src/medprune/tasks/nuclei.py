@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +18,9 @@ from torchmetrics import MeanSquaredError
 from torchmetrics.segmentation import DiceScore
 
 from medprune.metrics import InstanceMetrics
+from medprune.models.sliding_window import sliding_window_inference
 from medprune.postprocess import WatershedPostprocessor
+from medprune.postprocess.tuning import ThresholdSearch, ThresholdTuning
 from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import seg_loss
 
@@ -34,6 +37,9 @@ class NucleiSegmentationTask(SegmentationTask):
         cosine_schedule: bool = True,
         channels_last: bool = True,
         postprocess: dict[str, Any] | None = None,
+        tune_postprocess: dict[str, Any] | None = None,
+        window: int | None = 256,
+        overlap: float = 0.25,
     ) -> None:
         super().__init__()
         if not dist_loss_weight >= 0:
@@ -41,6 +47,17 @@ class NucleiSegmentationTask(SegmentationTask):
         self.save_hyperparameters(ignore=["net"])
         self.attach(net)
         self.postprocess = WatershedPostprocessor(**dict(postprocess or {}))
+        self.tuning = ThresholdTuning(**dict(tune_postprocess)) if tune_postprocess else None
+        self.search: ThresholdSearch | None = None  # the last tuning, for the summary
+        self.force_tuning = False  # set by finish_fit for a validation pass after training
+        self.multiple = 2 ** (getattr(net, "depth", 1) - 1)
+        if window is not None and (not isinstance(window, int) or window % self.multiple):
+            raise ValueError(
+                f"task.window={window!r}: expected null or an integer divisible by "
+                f"{self.multiple} (2 ** (model.depth - 1)) px"
+            )
+        if not 0.0 <= overlap < 1.0:
+            raise ValueError(f"task.overlap={overlap!r}: expected a fraction in [0, 1)")
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
@@ -57,8 +74,23 @@ class NucleiSegmentationTask(SegmentationTask):
             }
         )
 
-    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], ...]:
-        seg_logits, distance = self(batch["image"])
+    def _predict(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network on a whole tile: directly if it fits one ``window`` and the U-Net's
+        size rule, else by sliding-window inference with ``overlap`` and Gaussian blending."""
+        h, w = image.shape[-2:]
+        window = self.hparams.window
+        fits = h % self.multiple == 0 and w % self.multiple == 0
+        if window is None or (fits and max(h, w) <= window):
+            return self(image)
+        return sliding_window_inference(
+            self, image, window, self.hparams.overlap, multiple=self.multiple
+        )
+
+    def _losses(
+        self, batch: dict[str, torch.Tensor], whole_tiles: bool = False
+    ) -> tuple[dict[str, torch.Tensor], ...]:
+        image = batch["image"]
+        seg_logits, distance = self._predict(image) if whole_tiles else self(image)
         seg = seg_loss(seg_logits, batch["foreground"])
         dist = F.mse_loss(distance, batch["distance"])
         loss = seg + self.hparams.dist_loss_weight * dist
@@ -72,19 +104,80 @@ class NucleiSegmentationTask(SegmentationTask):
         return losses["loss"]
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        losses, seg_logits, distance = self._losses(batch)
+        losses, seg_logits, distance = self._losses(batch, whole_tiles=True)
         n = batch["image"].shape[0]
         self.log(f"{stage}/loss", losses["loss"], batch_size=n)
         prob = torch.sigmoid(seg_logits)[:, 0]
         metrics = self.metrics[stage]
         metrics["dice"].update((prob > 0.5).long(), batch["foreground"][:, 0].long())
         metrics["mse"].update(distance, batch["distance"])
-        pred = self.postprocess.batch(
-            prob.float().cpu().numpy(), distance[:, 0].float().cpu().numpy()
+        maps = (prob.float().cpu().numpy(), distance[:, 0].float().cpu().numpy())
+        true = batch["instances"].cpu().numpy()
+        if stage == "val" and self._tuning_epoch():
+            self.tuning.add(*maps, true)  # scored at epoch end, with the tuned thresholds
+        else:
+            metrics["instances"].update(true, self.postprocess.batch(*maps))
+
+    def _tuning_epoch(self) -> bool:
+        """Thresholds are tuned once, after training: at the validation of the last epoch
+        (or when training stops early), or in ``finish_fit``'s extra pass. Earlier
+        validations use the current thresholds, so tuning costs one grid search per run."""
+        if self.tuning is None:
+            return False
+        if self.force_tuning or self._trainer is None:
+            return True
+        t = self.trainer
+        if t.sanity_checking:
+            return False
+        last_epoch = t.max_epochs is not None and 0 < t.max_epochs <= t.current_epoch + 1
+        last_step = t.max_steps is not None and 0 < t.max_steps <= t.global_step
+        return last_epoch or last_step or t.should_stop
+
+    def finish_fit(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
+        """If training ended without a tuning validation (the last epoch had none), run one
+        validation pass to tune, then rewrite this run's checkpoints of the final weights
+        (``last.ckpt``: a checkpoint callback without a monitor, or ``save_last``) so they
+        carry the thresholds; the weights are the same."""
+        if self.tuning is None or self.search is not None or trainer.limit_val_batches == 0:
+            return
+        self.force_tuning = True
+        try:
+            trainer.validate(self, datamodule=datamodule, verbose=False)
+        finally:
+            self.force_tuning = False
+        latest = set()
+        for callback in trainer.checkpoint_callbacks:
+            latest.add(callback.last_model_path)
+            if callback.monitor is None:  # it keeps the latest weights
+                latest.add(callback.best_model_path)
+        for path in sorted(latest - {""}):
+            trainer.save_checkpoint(path)
+
+    def _tune(self) -> None:
+        """Pick thresholds on this validation epoch's maps and score them with the pick.
+        Under DDP rank 0's pick (from its share of the tiles) is used by every rank."""
+        search = self.tuning.search(self.postprocess.min_size)
+        if self._trainer is not None:
+            search = self.trainer.strategy.broadcast(search, src=0)
+        self.search = search
+        self.postprocess = WatershedPostprocessor(
+            search.fg_threshold, search.marker_threshold, self.postprocess.min_size
         )
-        metrics["instances"].update(batch["instances"].cpu().numpy(), pred)
+        for prob, distance, true in self.tuning.tiles:
+            self.metrics["val"]["instances"].update(
+                true[None], self.postprocess.batch(prob[None], distance[None])
+            )
+        self.tuning.clear()
+        self.log_dict(
+            {
+                "val/fg_threshold": search.fg_threshold,
+                "val/marker_threshold": search.marker_threshold,
+            }
+        )
 
     def _eval_epoch_end(self, stage: str) -> None:
+        if stage == "val" and self.tuning is not None and self.tuning.tiles:
+            self._tune()
         metrics = self.metrics[stage]
         values = {
             f"{stage}/dice": metrics["dice"].compute(),
@@ -94,3 +187,29 @@ class NucleiSegmentationTask(SegmentationTask):
         self.log_dict(values, prog_bar=stage == "val")
         for metric in metrics.values():
             metric.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["postprocess"] = self.postprocess_summary()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("postprocess")
+        if saved:
+            self.postprocess = WatershedPostprocessor(
+                saved["fg_threshold"], saved["marker_threshold"], saved["min_size"]
+            )
+
+    def postprocess_summary(self) -> dict[str, Any]:
+        """The watershed thresholds in use and, if they were tuned, the search behind them."""
+        pp = self.postprocess
+        out = {
+            "fg_threshold": pp.fg_threshold,
+            "marker_threshold": pp.marker_threshold,
+            "min_size": pp.min_size,
+            "tuned": self.search is not None,
+        }
+        if self.search is not None:
+            out["search"] = self.search.as_dict()
+        return out
+
+    def run_summary(self) -> dict[str, Any]:
+        return {"postprocess": self.postprocess_summary()}

@@ -1,0 +1,105 @@
+"""NucleiFolderDataModule on MoNuSeg-layout and image/label-folder fixtures, and the nuclei
+task on whole tiles (sliding window, tuned thresholds) end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT, TINY_RUN, compose_train
+from medprune.data import NucleiFolderDataModule
+from medprune.data.monuseg_datamodule import NucleiPatches
+from medprune.run import train
+from monuseg_fixtures import SHAPE, expected_instances, tile_image, write_tile
+
+# every fixture tile carries one 2-vertex region on purpose (tests/data/test_monuseg.py)
+pytestmark = pytest.mark.filterwarnings("ignore:.*skipped 1 of 7 polygons")
+
+
+def monuseg_root(tmp_path, tiles=4):
+    root = tmp_path / "monuseg"
+    root.mkdir()
+    for i in range(tiles):
+        write_tile(root, f"TCGA-{i:02d}", compression="packbits" if i % 2 else "tiff_lzw", seed=i)
+    return root
+
+
+def test_tile_split_patches_and_whole_tiles(tmp_path):
+    dm = NucleiFolderDataModule(
+        str(monuseg_root(tmp_path)), val_tiles=1, patch_size=32, patches_per_epoch=6, batch_size=3
+    )
+    dm.setup("fit")
+    names = dm.tile_names
+    assert len(names["train"]) == 3 and len(names["val"]) == 1
+    assert not set(names["train"]) & set(names["val"]) and names["test"] == names["val"]
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 2
+    batch = batches[0]
+    assert batch["image"].shape == (3, 3, 32, 32) and batch["instances"].shape == (3, 32, 32)
+    # targets are computed from the augmented instance map
+    assert torch.equal(batch["foreground"][:, 0] > 0, batch["instances"] > 0)
+    tile = next(iter(dm.val_dataloader()))
+    assert tile["image"].shape == (1, 3, *SHAPE)
+    assert np.array_equal(tile["instances"][0].numpy(), expected_instances())
+
+
+def test_foreground_bias_one_always_shows_a_nucleus_and_small_tiles_are_padded():
+    instances = np.zeros((20, 24), np.int32)
+    instances[18:20, 0:2] = 7  # one nucleus in a corner
+    image = np.full((20, 24, 3), 200, np.uint8)
+    patches = NucleiPatches([image], [instances], window=16, length=30, foreground_bias=1.0)
+    assert all(patches[i]["instances"].max() == 7 for i in range(30))
+    padded = NucleiPatches([image], [instances], window=32, length=1, foreground_bias=0.0)
+    item = padded[0]
+    assert item["image"].shape == (3, 32, 32)
+    # the pad is the tile's median colour (200) and instance 0
+    assert torch.allclose(item["image"][:, 0, 0], torch.full((3,), 200 / 255))
+    assert int((item["instances"] == 7).sum()) == 4
+
+
+def test_image_label_folder_layout(tmp_path):
+    root = tmp_path / "folder"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(3):
+        Image.fromarray(tile_image(seed=i)).save(root / "images" / f"t{i}.png")
+        np.save(root / "labels" / f"t{i}.npy", expected_instances())
+    dm = NucleiFolderDataModule(str(root), layout="folder", val_tiles=1, patch_size=32)
+    dm.setup("fit")
+    assert len(dm.tile_names["train"]) == 2
+    assert next(iter(dm.val_dataloader()))["instances"].max() == expected_instances().max()
+
+
+def test_bad_input_names_the_key_or_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.root=.*nowhere: no such folder"):
+        NucleiFolderDataModule(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="data.layout='tiles'"):
+        NucleiFolderDataModule(str(tmp_path), layout="tiles")
+    with pytest.raises(ValueError, match="data.patch_size=8"):
+        NucleiFolderDataModule(str(tmp_path), patch_size=8)
+    root = monuseg_root(tmp_path, tiles=2)
+    with pytest.raises(ValueError, match=r"data.val_tiles=2: .* has only 2 tiles"):
+        NucleiFolderDataModule(str(root), val_tiles=2).setup("fit")
+    (root / "TCGA-01.xml").unlink()
+    with pytest.raises(FileNotFoundError, match="TCGA-01.tif"):
+        NucleiFolderDataModule(str(root), val_tiles=1).setup("fit")
+
+
+def test_nuclei_task_on_monuseg_tiles_end_to_end(tmp_path):
+    root = monuseg_root(tmp_path)
+    data = ["data=monuseg", f"data.root={root}", "data.val_tiles=1", "data.patch_size=32"]
+    data += ["data.patches_per_epoch=4", "data.batch_size=2", "task.window=32"]
+    grids = ["task.tune_postprocess.fg_grid=[0.5,0.3]", "task.tune_postprocess.marker_grid=[0.6]"]
+    cfg = compose_train(
+        [*TINY_RUN, *data, *grids, "pruning=global", "sparsity=0.5"], tmp_path / "r"
+    )
+    summary = train(cfg)
+    written = json.loads((ROOT / cfg.paths.output_dir / "summary.json").read_text())
+    assert summary["steps"] == 4 and {"test/aji", "test/pq"} <= set(written["metrics"])
+    post = written["postprocess"]
+    assert post["tuned"] and post["fg_threshold"] in (0.5, 0.3) and post["marker_threshold"] == 0.6
+    assert np.array(post["search"]["scores"]).shape == (2, 1)
+    ckpt = torch.load(ROOT / cfg.paths.output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["postprocess"]["fg_threshold"] == post["fg_threshold"]

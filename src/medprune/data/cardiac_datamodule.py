@@ -30,6 +30,7 @@ from medprune.data.acdc import (
     preprocess_volume,
     split_patients,
 )
+from medprune.data.checks import check_data_ints
 from medprune.data.synthetic_cardiac import generate_cardiac_split
 from medprune.data.transforms import cardiac_train_transform
 
@@ -64,12 +65,9 @@ class _CardiacDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int, num_workers: int, pad_multiple: int) -> None:
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size!r}: expected an integer >= 1")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"data.num_workers={num_workers!r}: expected an integer >= 0")
-        if not isinstance(pad_multiple, int) or pad_multiple < 1:
-            raise ValueError(f"data.pad_multiple={pad_multiple!r}: expected an integer >= 1")
+        check_data_ints(
+            batch_size=(batch_size, 1), num_workers=(num_workers, 0), pad_multiple=(pad_multiple, 1)
+        )
         self.splits: dict[str, Dataset] = {}
 
     # Each subclass defines where its volumes come from and how training slices are cut:
@@ -130,13 +128,9 @@ class CardiacSyntheticDataModule(_CardiacDataModule):
         pad_multiple: int = 16,
     ) -> None:
         super().__init__(batch_size, num_workers, pad_multiple)
-        for name, value in (
-            ("train_slices", train_slices),
-            ("val_slices", val_slices),
-            ("test_slices", test_slices),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"data.{name}={value!r}: expected an integer >= 1")
+        check_data_ints(
+            train_slices=(train_slices, 1), val_slices=(val_slices, 1), test_slices=(test_slices, 1)
+        )
         if not spacing_mm > 0:
             raise ValueError(f"data.spacing_mm={spacing_mm!r}: expected a pixel size > 0 mm")
         self.save_hyperparameters()
@@ -193,8 +187,7 @@ class AcdcDataModule(_CardiacDataModule):
             raise FileNotFoundError(f"data.root={root}: no such folder of patientNNN dirs")
         if test_root is not None and not Path(test_root).is_dir():
             raise FileNotFoundError(f"data.test_root={test_root}: no such folder")
-        if not isinstance(crop_size, int) or crop_size < 16:
-            raise ValueError(f"data.crop_size={crop_size!r}: expected an integer >= 16 px")
+        check_data_ints(crop_size=(crop_size, 16))  # px
         self.save_hyperparameters()
 
     def _load(self, dirs: Sequence[Path]) -> list[tuple[Volume, Volume]]:

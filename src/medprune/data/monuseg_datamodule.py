@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from medprune.data.checks import check_data_ints
 from medprune.data.monuseg import (
     find_instance_pairs,
     find_tiles,
@@ -119,15 +120,13 @@ class NucleiFolderDataModule(L.LightningDataModule):
         for name, folder in (("root", root), ("test_root", test_root)):
             if folder is not None and not Path(folder).is_dir():
                 raise FileNotFoundError(f"data.{name}={folder}: no such folder")
-        for name, value, low in (
-            ("val_tiles", val_tiles, 1),
-            ("patch_size", patch_size, 16),
-            ("patches_per_epoch", patches_per_epoch, 1),
-            ("batch_size", batch_size, 1),
-            ("num_workers", num_workers, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"data.{name}={value!r}: expected an integer >= {low}")
+        check_data_ints(
+            val_tiles=(val_tiles, 1),
+            patch_size=(patch_size, 16),
+            patches_per_epoch=(patches_per_epoch, 1),
+            batch_size=(batch_size, 1),
+            num_workers=(num_workers, 0),
+        )
         if not 0.0 <= foreground_bias <= 1.0:
             raise ValueError(
                 f"data.foreground_bias={foreground_bias!r}: expected a value in [0, 1]"

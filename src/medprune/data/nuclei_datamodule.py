@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from medprune.data.checks import check_data_ints
 from medprune.data.synthetic_nuclei import generate_nuclei_split
 from medprune.data.targets import distance_map, foreground_mask
 from medprune.data.transforms import nuclei_train_transform
@@ -84,14 +85,13 @@ class NucleiSyntheticDataModule(L.LightningDataModule):
         train_crop: int | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("train_tiles", train_tiles),
-            ("val_tiles", val_tiles),
-            ("test_tiles", test_tiles),
-            ("batch_size", batch_size),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"data.{name}={value!r}: expected an integer >= 1")
+        check_data_ints(
+            train_tiles=(train_tiles, 1),
+            val_tiles=(val_tiles, 1),
+            test_tiles=(test_tiles, 1),
+            batch_size=(batch_size, 1),
+            num_workers=(num_workers, 0),
+        )
         if train_crop is not None and not (
             isinstance(train_crop, int) and 16 <= train_crop <= tile_size
         ):
@@ -99,8 +99,6 @@ class NucleiSyntheticDataModule(L.LightningDataModule):
                 f"data.train_crop={train_crop!r}: expected null or an integer in "
                 f"[16, data.tile_size={tile_size}] px"
             )
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"data.num_workers={num_workers!r}: expected an integer >= 0")
         self.save_hyperparameters()
         self.splits: dict[str, NucleiTiles] = {}
 

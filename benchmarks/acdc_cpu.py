@@ -11,15 +11,11 @@ targets (mean Dice >= 0.88, <= 30 min on 2 CPU cores).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from runner import ROOT, run_train
+
 TARGET_DICE, BUDGET_MIN = 0.88, 30.0
 
 
@@ -30,20 +26,11 @@ def main() -> None:
     )
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        command = ["train.py", "experiment=acdc_cpu", f"data.root={args.root}", *extra]
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, *command, "logger=none", f"hydra.run.dir={out}"],
-            cwd=ROOT,
-            check=True,
-            env={**os.environ, "WANDB_MODE": "disabled"},
-            stdout=subprocess.DEVNULL,
-        )
-        minutes = (time.perf_counter() - start) / 60
-        summary = json.loads((out / "summary.json").read_text())
+        overrides = ["experiment=acdc_cpu", f"data.root={args.root}", *extra]
+        summary = run_train(overrides, Path(tmp) / "run")
+    minutes = summary["process_time_s"] / 60
     m = summary["metrics"]
-    print("python " + " ".join(command))
+    print("python train.py " + " ".join(overrides))
     print(f"{'':<6}{'RV':>8}{'MYO':>8}{'LV':>8}{'mean':>8}")
     for metric, fmt in (("dice", ".4f"), ("hd95", ".2f")):
         row = [m[f"test/{metric}_{k}"] for k in ("rv", "myo", "lv", "mean")]

@@ -13,29 +13,10 @@ and PQ change against dense. Both are scored on the recipe's 3 validation tiles 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(command: list[str], out: Path) -> dict:
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, *command, "logger=none", f"hydra.run.dir={out}"],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        stdout=subprocess.DEVNULL,
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    summary["process_min"] = (time.perf_counter() - start) / 60
-    return summary
+from runner import ROOT, run_train
 
 
 def main() -> None:
@@ -45,7 +26,7 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.9375)
     parser.add_argument("--only", choices=("dense", "global"))
     args, extra = parser.parse_known_args()
-    base = ["train.py", "experiment=monuseg_cpu", f"data.root={args.root}", *extra]
+    base = ["experiment=monuseg_cpu", f"data.root={args.root}", *extra]
     runs = {
         "dense": ["pruning=none"],
         f"global {args.sparsity}": ["pruning=global", f"sparsity={args.sparsity}"],
@@ -55,15 +36,15 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, overrides) in enumerate(runs.items()):
-            print("python " + " ".join(base + overrides), flush=True)
-            results[name] = run(base + overrides, Path(tmp) / str(i))
+            print("python train.py " + " ".join(base + overrides), flush=True)
+            results[name] = run_train(base + overrides, Path(tmp) / str(i))
     print(f"{'run':<16}{'AJI':>8}{'PQ':>8}{'fg':>6}{'marker':>8}{'sparsity':>10}{'min':>7}")
     for name, s in results.items():
         m, post = s["metrics"], s["postprocess"]
         print(
             f"{name:<16}{m['test/aji']:>8.4f}{m['test/pq']:>8.4f}{post['fg_threshold']:>6.2f}"
             f"{post['marker_threshold']:>8.2f}{s['pruning']['achieved_sparsity']:>10.4f}"
-            f"{s['process_min']:>7.1f}"
+            f"{s['process_time_s'] / 60:>7.1f}"
         )
     if len(results) == 2:
         dense, pruned = results.values()

@@ -10,29 +10,10 @@ change against the dense run of the same invocation.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(overrides: list[str], out: Path) -> dict:
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "train.py", *overrides, "logger=none", f"hydra.run.dir={out}"],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        stdout=subprocess.DEVNULL,
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    summary["process_time_s"] = time.perf_counter() - start
-    return summary
+from runner import run_train
 
 
 def main() -> None:
@@ -42,8 +23,10 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         common = [f"seed={args.seed}", *extra]
-        dense = run(["pruning=none", *common], Path(tmp) / "dense")
-        pruned = run(["pruning=global", f"sparsity={args.sparsity}", *common], Path(tmp) / "global")
+        dense = run_train(["pruning=none", *common], Path(tmp) / "dense")
+        pruned = run_train(
+            ["pruning=global", f"sparsity={args.sparsity}", *common], Path(tmp) / "global"
+        )
     print(f"{'run':<22}{'AJI':>8}{'PQ':>8}{'Dice':>8}{'sparsity':>10}{'steps':>7}{'time_s':>8}")
     for name, s in (("dense", dense), (f"global {args.sparsity}", pruned)):
         m = s["metrics"]

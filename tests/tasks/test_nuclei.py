@@ -1,14 +1,17 @@
 """The nuclei task's whole-tile evaluation: when thresholds are tuned and where they end up."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from conftest import ROOT
 from medprune.models import TwoBranchUNet
 from medprune.run import train
 from medprune.tasks import NucleiSegmentationTask
+from medprune.tasks.nuclei import latest_checkpoint_paths
 
 
 def read(cfg, name):
@@ -21,8 +24,9 @@ def test_thresholds_are_tuned_once_after_training(tiny_cfg, epochs, validations)
     does not, so ``finish_fit`` runs one more validation to tune and rewrites last.ckpt."""
     cfg = tiny_cfg(
         f"trainer.max_epochs={epochs}",
-        "task.tune_postprocess.fg_grid=[0.5,0.3]",
-        "task.tune_postprocess.marker_grid=[0.6,0.4]",
+        # neither pair is the config's fixed 0.5 / 0.6, so a stale checkpoint cannot pass
+        "task.tune_postprocess.fg_grid=[0.45,0.3]",
+        "task.tune_postprocess.marker_grid=[0.65,0.4]",
     )
     summary = train(cfg)
     post = json.loads(read(cfg, "summary.json").read_text())["postprocess"]
@@ -36,13 +40,27 @@ def test_thresholds_are_tuned_once_after_training(tiny_cfg, epochs, validations)
     best = max(max(row) for row in search["scores"])
     assert search["score"] == best
     ckpt = torch.load(read(cfg, "checkpoints/last.ckpt"), weights_only=False)
-    assert ckpt["postprocess"]["fg_threshold"] == post["fg_threshold"]
-    assert ckpt["postprocess"]["marker_threshold"] == post["marker_threshold"]
+    assert ckpt["global_step"] == summary["steps"] and ckpt["postprocess"]["tuned"]
+    assert ckpt["postprocess"]["fg_threshold"] == post["fg_threshold"] in (0.45, 0.3)
+    assert ckpt["postprocess"]["marker_threshold"] == post["marker_threshold"] in (0.65, 0.4)
     metrics = (read(cfg, "csv/version_0/metrics.csv")).read_text().splitlines()
     header = metrics[0].split(",")
     tuned = [row for row in metrics[1:] if row.split(",")[header.index("val/fg_threshold")]]
     assert len(tuned) == 1  # one grid search per run
     assert sum(1 for row in metrics[1:] if row.split(",")[header.index("val/aji")]) == validations
+
+
+def test_checkpoints_rewritten_after_tuning_stay_in_this_runs_folder(tmp_path):
+    """On resume Lightning restores a checkpoint callback's best_model_path from the old run;
+    the rewrite after tuning must go to this run's own folder, never there."""
+    last = ModelCheckpoint(dirpath=tmp_path / "new", filename="last", monitor=None)
+    last.best_model_path = str(tmp_path / "old" / "last.ckpt")
+    best = ModelCheckpoint(dirpath=tmp_path / "new", filename="best", monitor="val/aji")
+    per_epoch = ModelCheckpoint(dirpath=tmp_path / "new", filename="e{epoch}", monitor=None)
+    keeps_last = ModelCheckpoint(dirpath=tmp_path / "new", monitor="val/aji", save_last=True)
+    trainer = SimpleNamespace(checkpoint_callbacks=[last, best, per_epoch, keeps_last])
+    paths = latest_checkpoint_paths(trainer)
+    assert paths == [tmp_path / "new" / "last.ckpt", tmp_path / "new" / "last.ckpt"]
 
 
 def test_fixed_thresholds_when_tuning_is_off(tiny_cfg):
@@ -57,5 +75,9 @@ def test_window_must_suit_the_unet():
         NucleiSegmentationTask(net, window=30)
     with pytest.raises(ValueError, match=r"task.tune_postprocess.fg_grid values"):
         NucleiSegmentationTask(net, tune_postprocess={"fg_grid": [1.5]})
+    with pytest.raises(ValueError, match=r"task.window=0: expected null or a positive"):
+        NucleiSegmentationTask(net, window=0)
     with pytest.raises(ValueError, match=r"task.overlap=1.0"):
         NucleiSegmentationTask(net, overlap=1.0)
+    with pytest.raises(ValueError, match=r"task.overlap='a'"):
+        NucleiSegmentationTask(net, overlap="a")

@@ -155,7 +155,7 @@ class ThresholdTuning:
     def __init__(
         self,
         fg_grid: Sequence[float] = (0.5, 0.4, 0.6, 0.3, 0.7),
-        marker_grid: Sequence[float] = (0.5, 0.4, 0.6, 0.3, 0.7, 0.8),
+        marker_grid: Sequence[float] = (0.6, 0.5, 0.7, 0.4, 0.8, 0.3),
         metric: str = "aji",
     ) -> None:
         if metric not in _METRICS:

@@ -8,6 +8,7 @@ seg branch at probability 0.5), ``/mse`` (distance-map MSE), ``/aji``, ``/pq``, 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -23,6 +24,20 @@ from medprune.postprocess import WatershedPostprocessor
 from medprune.postprocess.tuning import ThresholdSearch, ThresholdTuning
 from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import seg_loss
+
+
+def latest_checkpoint_paths(trainer: L.Trainer) -> list[Path]:
+    """Files this run's checkpoint callbacks keep the latest weights in (see ``finish_fit``)."""
+    paths = []
+    for callback in trainer.checkpoint_callbacks:
+        if not getattr(callback, "dirpath", None):
+            continue
+        folder, ext = Path(callback.dirpath), callback.FILE_EXTENSION
+        if callback.monitor is None and callback.filename and "{" not in callback.filename:
+            paths.append(folder / f"{callback.filename}{ext}")
+        if callback.save_last:
+            paths.append(folder / f"{callback.CHECKPOINT_NAME_LAST}{ext}")
+    return paths
 
 
 class NucleiSegmentationTask(SegmentationTask):
@@ -51,12 +66,21 @@ class NucleiSegmentationTask(SegmentationTask):
         self.search: ThresholdSearch | None = None  # the last tuning, for the summary
         self.force_tuning = False  # set by finish_fit for a validation pass after training
         self.multiple = 2 ** (getattr(net, "depth", 1) - 1)
-        if window is not None and (not isinstance(window, int) or window % self.multiple):
+        if window is not None and (
+            isinstance(window, bool)
+            or not isinstance(window, int)
+            or window < 1
+            or window % self.multiple
+        ):
             raise ValueError(
-                f"task.window={window!r}: expected null or an integer divisible by "
+                f"task.window={window!r}: expected null or a positive integer divisible by "
                 f"{self.multiple} (2 ** (model.depth - 1)) px"
             )
-        if not 0.0 <= overlap < 1.0:
+        if (
+            isinstance(overlap, bool)
+            or not isinstance(overlap, (int, float))
+            or not 0 <= overlap < 1
+        ):
             raise ValueError(f"task.overlap={overlap!r}: expected a fraction in [0, 1)")
         self.metrics = nn.ModuleDict(
             {
@@ -135,9 +159,10 @@ class NucleiSegmentationTask(SegmentationTask):
 
     def finish_fit(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
         """If training ended without a tuning validation (the last epoch had none), run one
-        validation pass to tune, then rewrite this run's checkpoints of the final weights
-        (``last.ckpt``: a checkpoint callback without a monitor, or ``save_last``) so they
-        carry the thresholds; the weights are the same."""
+        validation pass to tune, then rewrite this run's checkpoint(s) of the latest weights
+        so they carry the thresholds: ``last.ckpt`` of a checkpoint callback without a
+        monitor and with a fixed file name, or its ``save_last`` file, always inside the
+        callback's own folder (on resume, a restored path may point at another run's)."""
         if self.tuning is None or self.search is not None or trainer.limit_val_batches == 0:
             return
         self.force_tuning = True
@@ -145,12 +170,7 @@ class NucleiSegmentationTask(SegmentationTask):
             trainer.validate(self, datamodule=datamodule, verbose=False)
         finally:
             self.force_tuning = False
-        latest = set()
-        for callback in trainer.checkpoint_callbacks:
-            latest.add(callback.last_model_path)
-            if callback.monitor is None:  # it keeps the latest weights
-                latest.add(callback.best_model_path)
-        for path in sorted(latest - {""}):
+        for path in sorted(set(latest_checkpoint_paths(trainer))):
             trainer.save_checkpoint(path)
 
     def _tune(self) -> None:

@@ -189,3 +189,29 @@ def test_bad_image_and_bad_net_outputs_raise():
         sliding_window_inference(lambda x: x.long(), torch.randn(1, 1, 40, 40), 32)
     with pytest.raises(ValueError, match="tensor or a tuple"):
         sliding_window_inference(lambda x: {"seg": x}, torch.randn(1, 1, 40, 40), 32)
+
+
+class WindowMean(torch.nn.Module):
+    """Position-dependent on purpose: each window's output is its own input mean everywhere,
+    so the blend of overlapping windows is visible in the result."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+
+
+def test_overlapping_windows_are_blended_where_they_overlap():
+    # columns 0..47 hold their own index; windows 32 px at overlap 0.5 start at 0 and 16
+    image = torch.arange(48.0).expand(1, 1, 32, 48).clone()
+    out = sliding_window_inference(WindowMean(), image, 32, overlap=0.5, blend="constant")
+    row = out[0, 0, 0]
+    first, second = 15.5, 31.5  # mean column index of each window
+    assert torch.allclose(row[:16], torch.tensor(first))
+    assert torch.allclose(row[16:32], torch.tensor((first + second) / 2))
+    assert torch.allclose(row[32:], torch.tensor(second))
+    out = sliding_window_inference(WindowMean(), image, 32, overlap=0.5, blend="gaussian")
+    row = out[0, 0, 16]  # the windows' middle row (at row 0 both weights sit at the floor)
+    assert torch.allclose(row[:16], torch.tensor(first)) and torch.allclose(
+        row[32:], torch.tensor(second)
+    )
+    # Gaussian weights hand the overlap over from the first window to the second smoothly
+    assert torch.all(row[16:32].diff() > 0) and first < row[16] < row[31] < second

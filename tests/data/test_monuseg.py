@@ -162,6 +162,25 @@ def test_find_tiles_and_load_tile(tmp_path):
     np.testing.assert_array_equal(instances, expected_instances())
 
 
+def test_find_tiles_reads_the_official_download_layout(tmp_path):
+    # MoNuSeg's training download: tiles in "Tissue Images/", XMLs in "Annotations/"
+    images, xmls = tmp_path / "Tissue Images", tmp_path / "Annotations"
+    images.mkdir()
+    xmls.mkdir()
+    write_tiff(images / "TCGA-B.tif", tile_image(seed=2))
+    write_tiff(images / "TCGA-A.tif", tile_image(seed=1))
+    for stem in ("TCGA-A", "TCGA-B"):
+        write_xml(xmls / f"{stem}.xml")
+    pairs = find_tiles(tmp_path)
+    assert pairs == [
+        (images / "TCGA-A.tif", xmls / "TCGA-A.xml"),
+        (images / "TCGA-B.tif", xmls / "TCGA-B.xml"),
+    ]
+    (xmls / "TCGA-B.xml").unlink()
+    with pytest.raises(FileNotFoundError, match=named(xmls / "TCGA-B.xml") + " not found"):
+        find_tiles(tmp_path)
+
+
 def test_find_tiles_errors_name_the_folder_or_file(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match=named(missing)):

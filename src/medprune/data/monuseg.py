@@ -168,18 +168,30 @@ def rasterize_polygons(
     return relabel[owner]
 
 
+# The official training download's subfolders (tiles and their Aperio XMLs).
+OFFICIAL_IMAGES, OFFICIAL_XMLS = "Tissue Images", "Annotations"
+
+
 def find_tiles(root: str | Path) -> list[tuple[Path, Path]]:
     """(tif, xml) pairs of a MoNuSeg folder, sorted by file name. Every ``*.tif``/``*.tiff``
-    (the ``TCGA-*`` tiles) needs the ``.xml`` of the same stem beside it."""
+    (the ``TCGA-*`` tiles) needs the ``.xml`` of the same stem, either beside it (the test
+    set's layout) or, as in the official training download, with the tiles in
+    ``Tissue Images/`` and the XMLs in ``Annotations/`` under ``root``."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: MoNuSeg directory not found")
-    tifs = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES)
+    tif_dir, xml_dir = root, root
+    if (root / OFFICIAL_IMAGES).is_dir() and (root / OFFICIAL_XMLS).is_dir():
+        tif_dir, xml_dir = root / OFFICIAL_IMAGES, root / OFFICIAL_XMLS
+    tifs = sorted(p for p in tif_dir.iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES)
     if not tifs:
-        raise FileNotFoundError(f"{root}: no *.tif tiles (expected TCGA-*.tif with .xml beside)")
+        raise FileNotFoundError(
+            f"{tif_dir}: no *.tif tiles (expected TCGA-*.tif with the .xml beside, or "
+            f"'{OFFICIAL_IMAGES}/' and '{OFFICIAL_XMLS}/' subfolders)"
+        )
     pairs = []
     for tif in tifs:
-        xml = tif.with_suffix(".xml")
+        xml = xml_dir / f"{tif.stem}.xml"
         if not xml.is_file():
             raise FileNotFoundError(f"{tif}: annotation {xml} not found")
         pairs.append((tif, xml))

@@ -276,3 +276,5 @@ def test_ddp_on_two_cpu_ranks_has_equal_masks_and_logs_once(tmp_path):
     updates = [int(r["step"]) for r in rows if r.get("pruning/sparsity")]
     assert updates == [0, 1, 2, 3]  # once per update, not once per rank
     assert summary["steps"] == 4
+    # thresholds tuned on both ranks' val tiles (data.val_tiles=2, one per rank), not rank 0's
+    assert summary["postprocess"]["search"]["tiles"] == 2

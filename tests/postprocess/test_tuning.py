@@ -6,7 +6,7 @@ from scipy.ndimage import distance_transform_edt
 
 from medprune.metrics import aggregated_jaccard_index
 from medprune.postprocess import instances_from_maps
-from medprune.postprocess.tuning import ThresholdSearch, tune_thresholds
+from medprune.postprocess.tuning import ThresholdSearch, ThresholdTuning, tune_thresholds
 
 H, W = 48, 64
 FG_GRID = (0.3, 0.5, 0.7)
@@ -113,6 +113,33 @@ def test_as_dict_is_json_ready():
     assert logged["fg_threshold"] == 0.5 and logged["marker_threshold"] == 0.6
     assert logged["metric"] == "aji" and logged["marker_grid"] == [0.4, 0.6]
     assert np.allclose(logged["scores"], result.scores)
+    assert logged["tiles"] == 1
+
+
+def faint_nucleus_tile():
+    """One nucleus at probability 0.35: found only at fg 0.3 (AJI 1), missed above (AJI 0)."""
+    mask = disk(24, 32, 8)
+    return (0.35 * mask).astype(np.float32), normalised_distance(mask), mask.astype(np.int32)
+
+
+def test_score_sums_of_two_ranks_pick_from_all_tiles():
+    # Rank 0 alone would pick (0.5, 0.6) and rank 1 alone (0.3, 0.4); with both ranks' sums
+    # added, the constructed tile's best marker and the faint tile's fg 0.3 win: (0.3, 0.6).
+    grids = {"fg_grid": FG_GRID, "marker_grid": MARKER_GRID}
+    ranks = [ThresholdTuning(**grids), ThresholdTuning(**grids)]
+    tiles = [constructed_tile(), faint_nucleus_tile(), faint_nucleus_tile()]
+    ranks[0].add(*(np.stack(m) for m in zip(tiles[0])))
+    ranks[1].add(*(np.stack(m) for m in zip(*tiles[1:])))
+    (s0, n0), (s1, n1) = (r.score_sums(min_size=10) for r in ranks)
+    assert (n0, n1) == (1, 2)
+    alone = [r.pick(*r.score_sums(10)) for r in ranks]
+    assert [(a.fg_threshold, a.marker_threshold) for a in alone] == [(0.5, 0.6), (0.3, 0.4)]
+    both = ranks[0].pick(s0 + s1, n0 + n1)
+    assert (both.fg_threshold, both.marker_threshold, both.tiles) == (0.3, 0.6, 3)
+    every = tune_thresholds(*zip(*tiles), FG_GRID, MARKER_GRID)
+    np.testing.assert_allclose(both.scores, every.scores)
+    with pytest.raises(ValueError, match="at least one validation tile"):
+        ranks[0].pick(s0 * 0, 0)
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,25 @@ def test_window_must_suit_the_unet():
         NucleiSegmentationTask(net, overlap=1.0)
     with pytest.raises(ValueError, match=r"task.overlap='a'"):
         NucleiSegmentationTask(net, overlap="a")
+
+
+def test_training_patches_must_suit_the_unet():
+    task = NucleiSegmentationTask(TwoBranchUNet(base_channels=2, depth=3))
+    batch = {"image": torch.zeros(1, 3, 30, 32)}
+    with pytest.raises(ValueError, match=r"30x32 px.*data.patch_size .* multiple of 4"):
+        task.training_step(batch, 0)
+
+
+def test_checkpoint_thresholds_replace_the_configs_and_say_so(caplog):
+    task = NucleiSegmentationTask(TwoBranchUNet(base_channels=2, depth=3))
+    saved = {"fg_threshold": 0.3, "marker_threshold": 0.7, "min_size": 5, "tuned": True}
+    with caplog.at_level("INFO"):
+        task.on_load_checkpoint({"postprocess": saved})
+    pp = task.postprocess
+    assert (pp.fg_threshold, pp.marker_threshold, pp.min_size) == (0.3, 0.7, 5)
+    assert "checkpoint's watershed thresholds fg 0.3, marker 0.7 (tuned: True)" in caplog.text
+    assert "instead of the config's fg 0.5, marker 0.5" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        task.on_load_checkpoint({"postprocess": saved})  # same pair: nothing to report
+    assert "watershed thresholds" not in caplog.text

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from medprune.metrics.instance import aggregated_jaccard_index, panoptic_quality
 from medprune.postprocess.watershed import instances_from_maps
 
-__all__ = ["ThresholdSearch", "ThresholdTuning", "tune_thresholds"]
+__all__ = ["ThresholdSearch", "ThresholdTuning", "best_pair", "score_sums", "tune_thresholds"]
 
 _METRICS = ("aji", "pq")
 
@@ -47,6 +47,7 @@ class ThresholdSearch:
     fg_grid: tuple[float, ...]
     marker_grid: tuple[float, ...]
     scores: NDArray[np.float64]
+    tiles: int  # how many tiles the means are over (all ranks' under DDP)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-Python (JSON-serialisable) view for loggers and ``summary.json``."""
@@ -58,6 +59,7 @@ class ThresholdSearch:
             "fg_grid": list(self.fg_grid),
             "marker_grid": list(self.marker_grid),
             "scores": self.scores.tolist(),
+            "tiles": self.tiles,
         }
 
 
@@ -128,23 +130,49 @@ def tune_thresholds(
     marker_values = _check_grid("marker_grid", marker_grid)
     tiles = _check_tiles(probs, distances, instances)
 
-    scores = np.zeros((len(fg_values), len(marker_values)), dtype=np.float64)
+    scores = score_sums(tiles, fg_values, marker_values, min_size, metric) / len(tiles)
+    return best_pair(scores, fg_values, marker_values, metric, len(tiles))
+
+
+def score_sums(
+    tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    fg_values: Sequence[float],
+    marker_values: Sequence[float],
+    min_size: int,
+    metric: str,
+) -> NDArray[np.float64]:
+    """``(len(fg_values), len(marker_values))`` table of per-tile ``metric`` *sums* over
+    (prob, distance, true instances) ``tiles``: sums from several processes add up to the
+    table of all their tiles (divide by the total tile count for the means)."""
+    sums = np.zeros((len(fg_values), len(marker_values)), dtype=np.float64)
     for i, fg in enumerate(fg_values):
         for j, marker in enumerate(marker_values):
-            per_tile = [
+            sums[i, j] = math.fsum(
                 _tile_score(t, instances_from_maps(p, d, fg, marker, min_size), metric)
                 for p, d, t in tiles
-            ]
-            scores[i, j] = math.fsum(per_tile) / len(per_tile)
+            )
+    return sums
+
+
+def best_pair(
+    scores: NDArray[np.float64],
+    fg_values: Sequence[float],
+    marker_values: Sequence[float],
+    metric: str,
+    tiles: int,
+) -> ThresholdSearch:
+    """The first pair, in grid order, with the highest mean score in ``scores`` (means over
+    ``tiles`` tiles)."""
     best_i, best_j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return ThresholdSearch(
         fg_threshold=fg_values[best_i],
         marker_threshold=marker_values[best_j],
         score=float(scores[best_i, best_j]),
         metric=metric,
-        fg_grid=fg_values,
-        marker_grid=marker_values,
+        fg_grid=tuple(fg_values),
+        marker_grid=tuple(marker_values),
         scores=scores,
+        tiles=tiles,
     )
 
 
@@ -169,10 +197,18 @@ class ThresholdTuning:
         """A batch of (N, H, W) maps: foreground probability, distance, true instances."""
         self.tiles.extend(zip(probs, distances, instances))
 
-    def search(self, min_size: int) -> ThresholdSearch:
-        probs, distances, instances = zip(*self.tiles)
-        return tune_thresholds(
-            probs, distances, instances, self.fg_grid, self.marker_grid, min_size, self.metric
+    def score_sums(self, min_size: int) -> tuple[NDArray[np.float64], int]:
+        """This process's per-pair score sums and tile count; under DDP every rank holds a
+        share of the tiles, and the sums and counts of all ranks are added before ``pick``."""
+        sums = score_sums(self.tiles, self.fg_grid, self.marker_grid, min_size, self.metric)
+        return sums, len(self.tiles)
+
+    def pick(self, sums: NDArray[np.float64], count: int) -> ThresholdSearch:
+        """The best pair from score sums over ``count`` tiles (of one or all processes)."""
+        if count < 1:
+            raise ValueError("threshold tuning needs at least one validation tile, got none")
+        return best_pair(
+            np.asarray(sums, np.float64) / count, self.fg_grid, self.marker_grid, self.metric, count
         )
 
     def clear(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanSquaredError
 from torchmetrics.segmentation import DiceScore
@@ -121,6 +122,13 @@ class NucleiSegmentationTask(SegmentationTask):
         return {"loss": loss, "seg_loss": seg, "dist_loss": dist}, seg_logits, distance
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        h, w = batch["image"].shape[-2:]
+        if h % self.multiple or w % self.multiple:  # else a cryptic skip-concat shape error
+            raise ValueError(
+                f"training patches are {h}x{w} px, but the U-Net (model.depth) needs sides "
+                f"divisible by {self.multiple}: set data.patch_size (real tiles) or "
+                f"data.train_crop (built-in tiles) to a multiple of {self.multiple}"
+            )
         losses, _, _ = self._losses(batch)
         n = batch["image"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=n)
@@ -175,11 +183,14 @@ class NucleiSegmentationTask(SegmentationTask):
 
     def _tune(self) -> None:
         """Pick thresholds on this validation epoch's maps and score them with the pick.
-        Under DDP rank 0's pick (from its share of the tiles) is used by every rank."""
-        search = self.tuning.search(self.postprocess.min_size)
+        Under DDP each rank scores the grid on its share of the tiles and the score sums
+        and tile counts of all ranks are added, so every rank picks from all tiles."""
+        sums, count = self.tuning.score_sums(self.postprocess.min_size)
         if self._trainer is not None:
-            search = self.trainer.strategy.broadcast(search, src=0)
-        self.search = search
+            table = torch.tensor([*sums.ravel(), count], dtype=torch.float64, device=self.device)
+            table = self.trainer.strategy.reduce(table, reduce_op="sum").cpu().numpy()
+            sums, count = table[:-1].reshape(sums.shape), int(round(table[-1]))
+        self.search = search = self.tuning.pick(sums, count)
         self.postprocess = WatershedPostprocessor(
             search.fg_threshold, search.marker_threshold, self.postprocess.min_size
         )
@@ -214,6 +225,17 @@ class NucleiSegmentationTask(SegmentationTask):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("postprocess")
         if saved:
+            pp = self.postprocess
+            if (pp.fg_threshold, pp.marker_threshold) != (
+                saved["fg_threshold"],
+                saved["marker_threshold"],
+            ):
+                rank_zero_info(
+                    f"task.postprocess: using the checkpoint's watershed thresholds fg "
+                    f"{saved['fg_threshold']}, marker {saved['marker_threshold']} (tuned: "
+                    f"{saved.get('tuned', False)}) instead of the config's fg "
+                    f"{pp.fg_threshold}, marker {pp.marker_threshold}"
+                )
             self.postprocess = WatershedPostprocessor(
                 saved["fg_threshold"], saved["marker_threshold"], saved["min_size"]
             )

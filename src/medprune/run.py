@@ -118,6 +118,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "output_dir": str(out),
             **module.run_summary(),
         }
+        if hasattr(datamodule, "run_summary"):  # which tiles/patients each split used
+            summary["data"] = datamodule.run_summary()
         if not rank_zero:
             return summary
         if pruning is not None:

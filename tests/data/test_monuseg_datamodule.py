@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, TINY_RUN, compose_train
-from medprune.data import NucleiFolderDataModule
+from medprune.data import NucleiFolderDataModule, monuseg_datamodule
 from medprune.data.monuseg_datamodule import NucleiPatches
 from medprune.run import train
 from monuseg_fixtures import SHAPE, expected_instances, tile_image, write_tile
@@ -30,7 +30,8 @@ def test_tile_split_patches_and_whole_tiles(tmp_path):
     dm = NucleiFolderDataModule(
         str(monuseg_root(tmp_path)), val_tiles=1, patch_size=32, patches_per_epoch=6, batch_size=3
     )
-    dm.setup("fit")
+    with pytest.warns(UserWarning, match="data.test_root is not set: test scores the validation"):
+        dm.setup("fit")
     names = dm.tile_names
     assert len(names["train"]) == 3 and len(names["val"]) == 1
     assert not set(names["train"]) & set(names["val"]) and names["test"] == names["val"]
@@ -57,6 +58,21 @@ def test_foreground_bias_one_always_shows_a_nucleus_and_small_tiles_are_padded()
     # the pad is the tile's median colour (200) and instance 0
     assert torch.allclose(item["image"][:, 0, 0], torch.full((3,), 200 / 255))
     assert int((item["instances"] == 7).sum()) == 4
+
+
+def test_patch_draws_repeat_per_seed_and_differ_across_ranks(monkeypatch):
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    instances = np.zeros((64, 64), np.int32)
+
+    def draws(rank: int, seed: int) -> torch.Tensor:
+        monkeypatch.setattr(monuseg_datamodule, "process_rank", lambda: rank)
+        torch.manual_seed(seed)  # what seed_everything sets on every rank alike
+        patches = NucleiPatches([image], [instances], window=16, length=6, foreground_bias=0.0)
+        return torch.stack([patches[i]["image"] for i in range(6)])
+
+    assert torch.equal(draws(0, 1), draws(0, 1))
+    assert not torch.equal(draws(0, 1), draws(1, 1))  # DDP ranks see different patches
+    assert not torch.equal(draws(0, 1), draws(0, 2))
 
 
 def test_image_label_folder_layout(tmp_path):
@@ -103,3 +119,6 @@ def test_nuclei_task_on_monuseg_tiles_end_to_end(tmp_path):
     assert np.array(post["search"]["scores"]).shape == (2, 1)
     ckpt = torch.load(ROOT / cfg.paths.output_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["postprocess"]["fg_threshold"] == post["fg_threshold"]
+    tiles = written["data"]["tiles"]
+    assert written["data"]["test_on"] == "the validation tiles" and tiles["test"] == tiles["val"]
+    assert len(tiles["train"]) == 3 and len(tiles["val"]) == 1

@@ -9,6 +9,7 @@ inference over them, so metrics are per tile as in the literature.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from medprune.data.checks import check_data_ints
 from medprune.data.monuseg import (
@@ -31,6 +33,12 @@ from medprune.data.transforms import he_patch_margin, he_train_transform
 LAYOUTS = ("monuseg", "folder")
 
 
+def process_rank() -> int:
+    """This process's rank in the default process group (0 without distributed training)."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def load_nuclei_folder(root: str | Path, layout: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, image (H, W, 3) uint8, instances (H, W) int32) per tile, sorted by name.
     ``monuseg``: ``*.tif`` + Aperio ``*.xml``; ``folder``: ``images/`` + ``labels/``."""
@@ -43,9 +51,12 @@ class NucleiPatches(Dataset):
     """``length`` random windows of ``window`` px per epoch, each passed through
     ``transform`` (which crops the final patch) and turned into a ``nuclei_item``.
 
-    Positions come from torch's RNG, so ``seed_everything(workers=True)`` makes them
-    repeatable. Tiles smaller than the window are padded with their median colour (the
-    slide background) and instance 0.
+    Positions come from a generator seeded per process from torch's seed (set by
+    ``seed_everything``), the DDP rank and the loader worker, so runs repeat and ranks and
+    workers draw different patches (with torch's global RNG every DDP rank would draw the
+    same ones: ranks are seeded alike and the sampler's indices are ignored here). Tiles
+    smaller than the window are padded with their median colour (the slide background) and
+    instance 0.
     """
 
     def __init__(
@@ -74,18 +85,33 @@ class NucleiPatches(Dataset):
             self.images.append(image)
             self.instances.append(inst)
         self.nuclei = [np.flatnonzero(inst) for inst in self.instances]  # flat pixel indices
+        self._generator: torch.Generator | None = None
+        self._generator_pid = -1  # a forked loader worker makes its own
 
     def __len__(self) -> int:
         return self.length
 
+    def _rng(self) -> torch.Generator:
+        if self._generator is None or self._generator_pid != os.getpid():
+            worker = get_worker_info()
+            key = [torch.initial_seed(), process_rank(), worker.id if worker else 0]
+            self._generator = torch.Generator().manual_seed(
+                int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
+            )
+            self._generator_pid = os.getpid()
+        return self._generator
+
     def _pick(self, n: int) -> int:
-        return int(torch.randint(n, ()).item())
+        return int(torch.randint(n, (), generator=self._rng()).item())
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         t = self._pick(len(self.images))
         image, inst = self.images[t], self.instances[t]
         (h, w), size = inst.shape, self.window
-        if len(self.nuclei[t]) and float(torch.rand(())) < self.foreground_bias:
+        if (
+            len(self.nuclei[t])
+            and float(torch.rand((), generator=self._rng())) < self.foreground_bias
+        ):
             cy, cx = divmod(int(self.nuclei[t][self._pick(len(self.nuclei[t]))]), w)
             top = min(max(cy - size // 2, 0), h - size)
             left = min(max(cx - size // 2, 0), w - size)
@@ -165,6 +191,17 @@ class NucleiFolderDataModule(L.LightningDataModule):
             self.splits[split] = NucleiTiles([t[1] for t in chosen], [t[2] for t in chosen])
             self.tile_names[split] = [t[0] for t in chosen]
         self.tile_names["train"] = [tiles[i][0] for i in train]
+        if not hp.test_root:
+            rank_zero_warn(
+                "data.test_root is not set: test scores the validation tiles, on which the "
+                "watershed thresholds are tuned (an optimistic estimate); pass "
+                "data.test_root=<folder> for scores on held-out tiles"
+            )
+
+    def run_summary(self) -> dict[str, object]:
+        """For summary.json: the tiles of each split and where test tiles came from."""
+        test_on = "data.test_root" if self.hparams.test_root else "the validation tiles"
+        return {"test_on": test_on, "tiles": {k: list(v) for k, v in self.tile_names.items()}}
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams

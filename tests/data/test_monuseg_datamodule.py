@@ -9,8 +9,10 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, TINY_RUN, compose_train
-from medprune.data import NucleiFolderDataModule, monuseg_datamodule
+from medprune.data import NucleiFolderDataModule, seeding
 from medprune.data.monuseg_datamodule import NucleiPatches
+from medprune.data.nuclei_datamodule import NucleiTiles
+from medprune.data.transforms import he_train_transform
 from medprune.run import train
 from monuseg_fixtures import SHAPE, expected_instances, tile_image, write_tile
 
@@ -65,7 +67,7 @@ def test_patch_draws_repeat_per_seed_and_differ_across_ranks(monkeypatch):
     instances = np.zeros((64, 64), np.int32)
 
     def draws(rank: int, seed: int) -> torch.Tensor:
-        monkeypatch.setattr(monuseg_datamodule, "process_rank", lambda: rank)
+        monkeypatch.setattr(seeding, "process_rank", lambda: rank)
         torch.manual_seed(seed)  # what seed_everything sets on every rank alike
         patches = NucleiPatches([image], [instances], window=16, length=6, foreground_bias=0.0)
         return torch.stack([patches[i]["image"] for i in range(6)])
@@ -122,3 +124,20 @@ def test_nuclei_task_on_monuseg_tiles_end_to_end(tmp_path):
     tiles = written["data"]["tiles"]
     assert written["data"]["test_on"] == "the validation tiles" and tiles["test"] == tiles["val"]
     assert len(tiles["train"]) == 3 and len(tiles["val"]) == 1
+
+
+def test_augmentations_repeat_per_seed_and_differ_across_ranks(monkeypatch):
+    # albumentations' Compose ignores global seeds; SeededCompose follows torch's seed + rank
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    instances = np.zeros((40, 40), np.int32)
+    instances[5:15, 8:20] = 1
+
+    def augmented(rank: int, seed: int) -> torch.Tensor:
+        monkeypatch.setattr(seeding, "process_rank", lambda: rank)
+        torch.manual_seed(seed)
+        tiles = NucleiTiles([image] * 8, [instances] * 8, he_train_transform(32))
+        return torch.stack([tiles[i]["image"] for i in range(8)])
+
+    assert torch.equal(augmented(0, 1), augmented(0, 1))
+    assert not torch.equal(augmented(0, 1), augmented(1, 1))
+    assert not torch.equal(augmented(0, 1), augmented(0, 2))

@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from medprune.data.checks import check_data_ints
 from medprune.data.monuseg import (
@@ -28,15 +28,10 @@ from medprune.data.monuseg import (
     load_monuseg_tile,
 )
 from medprune.data.nuclei_datamodule import NucleiTiles, nuclei_item
+from medprune.data.seeding import process_seed
 from medprune.data.transforms import he_patch_margin, he_train_transform
 
 LAYOUTS = ("monuseg", "folder")
-
-
-def process_rank() -> int:
-    """This process's rank in the default process group (0 without distributed training)."""
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def load_nuclei_folder(root: str | Path, layout: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -51,10 +46,9 @@ class NucleiPatches(Dataset):
     """``length`` random windows of ``window`` px per epoch, each passed through
     ``transform`` (which crops the final patch) and turned into a ``nuclei_item``.
 
-    Positions come from a generator seeded per process from torch's seed (set by
-    ``seed_everything``), the DDP rank and the loader worker, so runs repeat and ranks and
-    workers draw different patches (with torch's global RNG every DDP rank would draw the
-    same ones: ranks are seeded alike and the sampler's indices are ignored here). Tiles
+    Positions come from a generator seeded by ``process_seed``, so runs repeat and ranks
+    and workers draw different patches (with torch's global RNG every DDP rank would draw
+    the same ones: ranks are seeded alike and the sampler's indices are ignored here). Tiles
     smaller than the window are padded with their median colour (the slide background) and
     instance 0.
     """
@@ -93,11 +87,7 @@ class NucleiPatches(Dataset):
 
     def _rng(self) -> torch.Generator:
         if self._generator is None or self._generator_pid != os.getpid():
-            worker = get_worker_info()
-            key = [torch.initial_seed(), process_rank(), worker.id if worker else 0]
-            self._generator = torch.Generator().manual_seed(
-                int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
-            )
+            self._generator = torch.Generator().manual_seed(process_seed(stream=1))
             self._generator_pid = os.getpid()
         return self._generator
 

@@ -3,6 +3,7 @@
 For nuclei only exact pixel-grid transforms touch the instance map (flips, 90-degree
 rotations), so targets computed afterwards stay consistent; cardiac label maps go through
 affine and elastic warps with nearest-neighbour interpolation, so they keep their class values.
+Pipelines are ``SeededCompose``: they follow ``seed_everything``, per rank and loader worker.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 
 import albumentations as A
+
+from medprune.data.seeding import SeededCompose
 
 
 def nuclei_train_transform(crop: int | None = None, augment: bool = True) -> A.Compose | None:
@@ -25,7 +28,7 @@ def nuclei_train_transform(crop: int | None = None, augment: bool = True) -> A.C
             A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=12, val_shift_limit=8, p=0.5),
             A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
         ]
-    return A.Compose(steps) if steps else None
+    return SeededCompose(steps) if steps else None
 
 
 def cardiac_train_transform(augment: bool = True, crop: int | None = None) -> A.Compose | None:
@@ -52,7 +55,7 @@ def cardiac_train_transform(augment: bool = True, crop: int | None = None) -> A.
             A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.15, p=0.5),
             A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
         ]
-    return A.Compose(steps) if steps else None
+    return SeededCompose(steps) if steps else None
 
 
 def he_patch_margin(patch: int, augment: bool) -> int:
@@ -89,4 +92,4 @@ def he_train_transform(patch: int, augment: bool = True) -> A.Compose:
             ),
             A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
         ]
-    return A.Compose(steps)
+    return SeededCompose(steps)

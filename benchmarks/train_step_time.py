@@ -1,7 +1,9 @@
-"""Training-step time of the two-branch U-Net on the CPU, NCHW vs channels-last (NHWC).
+"""Training-step time of the two-branch U-Net on the CPU: NCHW, channels-last (NHWC), and
+channels-last under bf16 autocast (what ``trainer.precision=bf16-mixed`` runs).
 
 One step = forward, backward and an Adam update on a random batch; the median over
-``--steps`` steps after ``--warmup`` steps is printed, with the ratio against NCHW.
+``--steps`` steps after ``--warmup`` steps is printed, with the ratio against NCHW. bf16
+is only fast on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere it is slower.
 
     python benchmarks/train_step_time.py [--batch 8] [--size 96] [--base-channels 16]
 """
@@ -17,7 +19,7 @@ import torch
 from medprune.models import TwoBranchUNet
 
 
-def step_time(channels_last: bool, args: argparse.Namespace) -> float:
+def step_time(channels_last: bool, args: argparse.Namespace, bf16: bool = False) -> float:
     torch.manual_seed(0)
     net = TwoBranchUNet(base_channels=args.base_channels)
     x = torch.randn(args.batch, 3, args.size, args.size)
@@ -28,8 +30,9 @@ def step_time(channels_last: bool, args: argparse.Namespace) -> float:
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        seg, dist = net(x)
-        (seg.mean() + dist.mean()).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            seg, dist = net(x)
+        (seg.float().mean() + dist.float().mean()).backward()
         optimizer.step()
         optimizer.zero_grad()
         if i >= args.warmup:
@@ -50,6 +53,8 @@ def main() -> None:
     nhwc = step_time(True, args)
     print(f"NCHW          {nchw * 1000:8.1f} ms/step")
     print(f"channels_last {nhwc * 1000:8.1f} ms/step   ({nchw / nhwc:.2f}x)")
+    bf16 = step_time(True, args, bf16=True)
+    print(f"  + bf16      {bf16 * 1000:8.1f} ms/step   ({nchw / bf16:.2f}x)")
 
 
 if __name__ == "__main__":

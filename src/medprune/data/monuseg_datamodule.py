@@ -9,7 +9,6 @@ inference over them, so metrics are per tile as in the literature.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from medprune.data.monuseg import (
     load_monuseg_tile,
 )
 from medprune.data.nuclei_datamodule import NucleiTiles, nuclei_item
-from medprune.data.seeding import process_seed
+from medprune.data.seeding import ProcessSeeded
 from medprune.data.transforms import he_patch_margin, he_train_transform
 
 LAYOUTS = ("monuseg", "folder")
@@ -42,15 +41,15 @@ def load_nuclei_folder(root: str | Path, layout: str) -> list[tuple[str, np.ndar
     return [(img.stem, *load_instance_pair(img, lab)) for img, lab in find_instance_pairs(root)]
 
 
-class NucleiPatches(Dataset):
+class NucleiPatches(ProcessSeeded, Dataset):
     """``length`` random windows of ``window`` px per epoch, each passed through
     ``transform`` (which crops the final patch) and turned into a ``nuclei_item``.
 
-    Positions come from a generator seeded by ``process_seed``, so runs repeat and ranks
-    and workers draw different patches (with torch's global RNG every DDP rank would draw
-    the same ones: ranks are seeded alike and the sampler's indices are ignored here). Tiles
-    smaller than the window are padded with their median colour (the slide background) and
-    instance 0.
+    Positions come from a generator seeded by ``process_seed`` (``ProcessSeeded``), so runs
+    repeat and ranks and workers draw different patches (with torch's global RNG every DDP
+    rank would draw the same ones: ranks are seeded alike and the sampler's indices are
+    ignored here). Tiles smaller than the window are padded with their median colour (the
+    slide background) and instance 0.
     """
 
     def __init__(
@@ -79,16 +78,15 @@ class NucleiPatches(Dataset):
             self.images.append(image)
             self.instances.append(inst)
         self.nuclei = [np.flatnonzero(inst) for inst in self.instances]  # flat pixel indices
-        self._generator: torch.Generator | None = None
-        self._generator_pid = -1  # a forked loader worker makes its own
+        self._generator = torch.Generator()  # seeded on first use in each process
 
     def __len__(self) -> int:
         return self.length
 
     def _rng(self) -> torch.Generator:
-        if self._generator is None or self._generator_pid != os.getpid():
-            self._generator = torch.Generator().manual_seed(process_seed(stream=1))
-            self._generator_pid = os.getpid()
+        seed = self.new_process_seed(stream=1)
+        if seed is not None:
+            self._generator.manual_seed(seed)
         return self._generator
 
     def _pick(self, n: int) -> int:

@@ -33,14 +33,26 @@ def process_seed(stream: int = 0) -> int:
     return int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
 
 
-class SeededCompose(A.Compose):
-    """``albumentations.Compose`` reseeded from ``process_seed()`` on its first call in each
-    process, so augmentations repeat for a seed and differ between ranks and workers."""
+class ProcessSeeded:
+    """Mixin for objects that keep their own random state: ``new_process_seed(stream)`` is
+    ``process_seed(stream)`` on the first call in each process (a forked loader worker is a
+    new process) and None after, when the state seeded from it is still this process's."""
 
     _seeded_pid = -1
 
+    def new_process_seed(self, stream: int) -> int | None:
+        if self._seeded_pid == os.getpid():
+            return None
+        self._seeded_pid = os.getpid()
+        return process_seed(stream)
+
+
+class SeededCompose(ProcessSeeded, A.Compose):
+    """``albumentations.Compose`` reseeded from ``process_seed()`` on its first call in each
+    process, so augmentations repeat for a seed and differ between ranks and workers."""
+
     def __call__(self, *args, **data):
-        if self._seeded_pid != os.getpid():
-            self.set_random_seed(process_seed(stream=0))
-            self._seeded_pid = os.getpid()
+        seed = self.new_process_seed(stream=0)
+        if seed is not None:
+            self.set_random_seed(seed)
         return super().__call__(*args, **data)

@@ -1,22 +1,29 @@
 """The `experiment=monuseg_cpu` recipe on real MoNuSeg tiles: dense vs 93.75 % global pruning.
 
-Runs ``python train.py experiment=monuseg_cpu data.root=<root>`` twice (``pruning=none`` and
-``pruning=global sparsity=S``; no logger), reads both summary.json files and prints AJI, PQ,
-the tuned watershed thresholds and each run's wall time, with the pruned run's relative AJI
-and PQ change against dense. Both are scored on the recipe's 3 validation tiles (whole
-1000x1000 tiles, sliding window), on which the thresholds were also tuned.
+Runs ``python train.py experiment=monuseg_cpu data.root=<root>`` twice per seed
+(``pruning=none`` and ``pruning=global sparsity=S``; no logger), reads the summary.json files
+and prints AJI, PQ, the tuned watershed thresholds and each run's wall time, with the pruned
+run's relative AJI and PQ change against dense at that seed. With several ``--seeds`` it also
+prints mean ± std (sample std) over the seeds and the relative change of the means. All runs
+are scored on the recipe's 3 validation tiles (whole 1000x1000 tiles, sliding window), on
+which the thresholds were also tuned. Each run takes ~24 min on 2 cores.
 
     python benchmarks/monuseg_cpu.py [--root ../shared/data/monuseg/train] [--sparsity 0.9375]
-        [--only dense|global] [extra overrides ...]
+        [--only dense|global] [--seeds 42 1 2] [extra overrides ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 from pathlib import Path
 
 from runner import ROOT, run_train
+
+
+def relative(pruned: float, dense: float) -> str:
+    return f"{pruned / dense - 1:+.2%}"
 
 
 def main() -> None:
@@ -25,32 +32,52 @@ def main() -> None:
     parser.add_argument("--root", default=str(default_root))
     parser.add_argument("--sparsity", type=float, default=0.9375)
     parser.add_argument("--only", choices=("dense", "global"))
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[None], help="default: the config's seed (42)"
+    )
     args, extra = parser.parse_known_args()
     base = ["experiment=monuseg_cpu", f"data.root={args.root}", *extra]
-    runs = {
-        "dense": ["pruning=none"],
-        f"global {args.sparsity}": ["pruning=global", f"sparsity={args.sparsity}"],
-    }
+    kinds = {"dense": ["pruning=none"], "global": ["pruning=global", f"sparsity={args.sparsity}"]}
     if args.only:
-        runs = {k: v for k, v in runs.items() if k.startswith(args.only)}
-    results = {}
+        kinds = {args.only: kinds[args.only]}
+    results: dict[tuple[str, int | None], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, overrides) in enumerate(runs.items()):
-            print("python train.py " + " ".join(base + overrides), flush=True)
-            results[name] = run_train(base + overrides, Path(tmp) / str(i))
-    print(f"{'run':<16}{'AJI':>8}{'PQ':>8}{'fg':>6}{'marker':>8}{'sparsity':>10}{'min':>7}")
-    for name, s in results.items():
+        for seed in args.seeds:
+            for kind, overrides in kinds.items():
+                seeded = overrides + ([] if seed is None else [f"seed={seed}"])
+                print("python train.py " + " ".join(base + seeded), flush=True)
+                out = Path(tmp) / f"{kind}-{seed}"
+                results[kind, seed] = run_train(base + seeded, out)
+    print(
+        f"{'run':<10}{'seed':>6}{'AJI':>8}{'PQ':>8}{'fg':>6}{'marker':>8}{'sparsity':>10}{'min':>7}"
+    )
+    for (kind, seed), s in results.items():
         m, post = s["metrics"], s["postprocess"]
         print(
-            f"{name:<16}{m['test/aji']:>8.4f}{m['test/pq']:>8.4f}{post['fg_threshold']:>6.2f}"
-            f"{post['marker_threshold']:>8.2f}{s['pruning']['achieved_sparsity']:>10.4f}"
-            f"{s['process_time_s'] / 60:>7.1f}"
+            f"{kind:<10}{seed or '-':>6}{m['test/aji']:>8.4f}{m['test/pq']:>8.4f}"
+            f"{post['fg_threshold']:>6.2f}{post['marker_threshold']:>8.2f}"
+            f"{s['pruning']['achieved_sparsity']:>10.4f}{s['process_time_s'] / 60:>7.1f}"
         )
-    if len(results) == 2:
-        dense, pruned = results.values()
-        for key in ("aji", "pq"):
-            change = pruned["metrics"][f"test/{key}"] / dense["metrics"][f"test/{key}"] - 1
-            print(f"relative {key.upper()} change, pruned vs dense: {change:+.2%}")
+    if len(kinds) < 2:
+        return
+    for seed in args.seeds:
+        dense, pruned = results["dense", seed]["metrics"], results["global", seed]["metrics"]
+        print(
+            f"seed {seed or '-'}: pruned vs dense, relative AJI "
+            f"{relative(pruned['test/aji'], dense['test/aji'])}, "
+            f"PQ {relative(pruned['test/pq'], dense['test/pq'])}"
+        )
+    if len(args.seeds) < 2:
+        return
+    for key in ("aji", "pq"):
+        means = {}
+        for kind in kinds:
+            values = [results[kind, seed]["metrics"][f"test/{key}"] for seed in args.seeds]
+            means[kind] = statistics.mean(values)
+            std = statistics.stdev(values)
+            print(f"{kind:<10}{key.upper()} mean {means[kind]:.4f} ± {std:.4f}")
+        change = relative(means["global"], means["dense"])
+        print(f"relative {key.upper()} change of the means: {change}")
 
 
 if __name__ == "__main__":

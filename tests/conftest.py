@@ -35,6 +35,17 @@ TINY = [
     *TINY_RUN,
 ]
 
+# The cardiac task on 32 px synthetic slices: 2 steps per epoch.
+CARDIAC_TINY = [
+    "task=cardiac",
+    "data.size=32",
+    "data.train_slices=8",
+    "data.val_slices=2",
+    "data.test_slices=3",
+    "data.batch_size=4",
+    *TINY_RUN,
+]
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 

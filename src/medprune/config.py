@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES
 
@@ -60,9 +60,26 @@ class PruningConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
+STRUCTURED_IMPORTANCE = ("l1", "l2")
+STRUCTURED_RANKING = ("global", "uniform")
+
+
+@dataclass
+class StructuredPruningConfig:
+    """Channel pruning in ``prune.py`` (conf/pruning/structured.yaml says what each key does)."""
+
+    scope: str = "structured"
+    importance: str = "l2"
+    ranking: str = "global"
+    step: float = 0.2
+    max_steps: int = 20
+
+
 def register_configs() -> None:
-    """Make the schemas known to Hydra; call before composing (train.py does at import)."""
-    ConfigStore.instance().store(group="pruning", name="base_pruning", node=PruningConfig)
+    """Make the schemas known to Hydra; call before composing (train.py and prune.py do)."""
+    store = ConfigStore.instance()
+    store.store(group="pruning", name="base_pruning", node=PruningConfig)
+    store.store(group="pruning", name="base_structured", node=StructuredPruningConfig)
 
 
 def _fraction(value: object, key: str, low: float, high: float, closed_high: bool) -> None:
@@ -75,6 +92,11 @@ def _fraction(value: object, key: str, low: float, high: float, closed_high: boo
 
 def validate_pruning(pruning: DictConfig) -> None:
     """Value checks on the ``pruning`` node, each message naming the offending key."""
+    if pruning.scope == "structured":
+        raise ValueError(
+            "pruning=structured removes channels from a trained model: train first, then run "
+            "`python prune.py ckpt=<run>/checkpoints/last.ckpt pruning=structured ...`"
+        )
     if pruning.scope not in PRUNING_SCOPES:
         raise ValueError(
             f"pruning.scope={pruning.scope!r}: expected one of {', '.join(PRUNING_SCOPES)} "
@@ -146,3 +168,58 @@ def validate_config(cfg: DictConfig) -> None:
     validate_pruning(cfg.pruning)
     if cfg.get("ckpt_path") is not None and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+
+
+def _positive_int(value: object, key: str, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{key}={value!r}: expected an integer >= {low}")
+
+
+def validate_prune_config(cfg: DictConfig) -> None:
+    """What prune.py can check before it reads the checkpoint; ``target.*`` is checked by
+    ``medprune.pruning.criteria.Targets.validate``."""
+    if cfg.pruning.scope == "structured":
+        for key in ("importance", "ranking"):
+            allowed = STRUCTURED_IMPORTANCE if key == "importance" else STRUCTURED_RANKING
+            if cfg.pruning[key] not in allowed:
+                raise ValueError(
+                    f"pruning.{key}={cfg.pruning[key]!r}: expected one of {', '.join(allowed)}"
+                )
+        _fraction(cfg.pruning.step, "pruning.step", 0, 1, False)
+        if cfg.pruning.step == 0:
+            raise ValueError("pruning.step=0: expected a fraction of channels in (0, 1)")
+        _positive_int(cfg.pruning.max_steps, "pruning.max_steps")
+    else:
+        validate_pruning(cfg.pruning)
+        if cfg.pruning.scope == "none":
+            raise ValueError(
+                "pruning=none: prune.py needs pruning=structured, pruning=global or "
+                "pruning=layerwise"
+            )
+        if cfg.target.max_latency_ms is not None:
+            raise ValueError(
+                f"target.max_latency_ms with pruning={cfg.pruning.scope}: unstructured "
+                "sparsity leaves every dense CPU kernel the same size, so latency does not "
+                "drop; use pruning=structured for a latency target"
+            )
+    devices = cfg.trainer.get("devices", 1)
+    if devices not in (1, "1", "auto") or cfg.trainer.get("num_nodes", 1) != 1:
+        raise ValueError(
+            f"trainer.devices={devices}: prune.py fine-tunes and times one model on one "
+            "device; use trainer=default (or trainer=gpu) with devices=1"
+        )
+    _positive_int(cfg.finetune.epochs, "finetune.epochs", low=0)
+    if cfg.finetune.lr is not None and not (
+        isinstance(cfg.finetune.lr, (int, float)) and cfg.finetune.lr > 0
+    ):
+        raise ValueError(f"finetune.lr={cfg.finetune.lr!r}: expected null or a rate > 0")
+    _positive_int(cfg.bench.threads, "bench.threads")
+    _positive_int(cfg.bench.warmup, "bench.warmup", low=0)
+    _positive_int(cfg.bench.repeats, "bench.repeats")
+    size = cfg.bench.input_size
+    if size is not None and (
+        not OmegaConf.is_list(size)
+        or len(size) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size)
+    ):
+        raise ValueError(f"bench.input_size={size}: expected null or [H, W] in px")

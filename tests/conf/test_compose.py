@@ -26,13 +26,44 @@ def options(group):
 
 @pytest.mark.parametrize(
     "override",
-    [f"{g}={o}" for g in GROUPS if g not in ("hydra",) for o in options(g)],
+    [
+        f"{g}={o}"
+        for g in GROUPS
+        if g not in ("hydra",)
+        for o in options(g)
+        if f"{g}={o}" != "pruning=structured"  # prune.py only: see test_prune_composes
+    ],
 )
 def test_every_group_option_composes_and_resolves(override, tmp_path):
     cfg = compose_train([override], tmp_path)
     validate_config(cfg)
     # everything but Hydra's own runtime values resolves
     OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("pruning", ["structured", "global", "layerwise"])
+def test_prune_composes_with_each_pruning_option(pruning, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from medprune.config import register_configs, validate_prune_config
+
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(
+            "prune",
+            overrides=[
+                "ckpt=x.ckpt",
+                f"pruning={pruning}",
+                "target.compression=10",
+                f"paths.output_dir={tmp_path}",
+            ],
+        )
+    validate_prune_config(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["pruning"]["scope"] == pruning and resolved["finetune"]["epochs"] == 2
+    # the W&B run name resolves without a target_sparsity for channel pruning
+    suffix = "channels" if pruning == "structured" else "0.9375"
+    assert resolved["logger"]["wandb"]["name"] == f"prune_{pruning}_{suffix}"
 
 
 def test_every_group_is_in_the_defaults():

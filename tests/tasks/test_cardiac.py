@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from acdc_fixtures import write_patient
-from conftest import ROOT, TINY_RUN, compose_train
+from conftest import CARDIAC_TINY, ROOT, compose_train
 from medprune.data import CardiacSyntheticDataModule
 from medprune.data.acdc import load_patient
 from medprune.metrics.surface import volume_scores
@@ -17,15 +17,6 @@ from medprune.run import train
 from medprune.tasks import CardiacSegmentationTask
 from medprune.tasks.cardiac import labels_on_grid
 
-CARDIAC_TINY = [
-    "task=cardiac",
-    "data.size=32",
-    "data.train_slices=8",
-    "data.val_slices=2",
-    "data.test_slices=3",
-    "data.batch_size=4",
-    *TINY_RUN,
-]
 KEYS = ["dice_rv", "dice_myo", "dice_lv", "dice_mean", "hd95_rv", "hd95_myo", "hd95_lv"]
 
 

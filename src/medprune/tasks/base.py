@@ -30,6 +30,14 @@ class SegmentationTask(L.LightningModule):
     def finish_fit(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
         """Work after ``trainer.fit`` and before the test (e.g. tuning post-processing)."""
 
+    def tuned_validation(
+        self, trainer: L.Trainer, datamodule: L.LightningDataModule
+    ) -> dict[str, float]:
+        """One validation pass that also tunes any post-processing on it (prune.py scores
+        the dense and the pruned model this way); returns the logged val metrics."""
+        (metrics,) = trainer.validate(self, datamodule=datamodule, verbose=False)
+        return {k: float(v) for k, v in metrics.items()}
+
     def run_summary(self) -> dict[str, Any]:
         """Task-specific entries for summary.json (e.g. tuned post-processing); none here."""
         return {}

@@ -65,7 +65,7 @@ class NucleiSegmentationTask(SegmentationTask):
         self.postprocess = WatershedPostprocessor(**dict(postprocess or {}))
         self.tuning = ThresholdTuning(**dict(tune_postprocess)) if tune_postprocess else None
         self.search: ThresholdSearch | None = None  # the last tuning, for the summary
-        self.force_tuning = False  # set by finish_fit for a validation pass after training
+        self.force_tuning = False  # set by tuned_validation (finish_fit, prune.py)
         self.multiple = 2 ** (getattr(net, "depth", 1) - 1)
         if window is not None and (
             isinstance(window, bool)
@@ -173,13 +173,18 @@ class NucleiSegmentationTask(SegmentationTask):
         callback's own folder (on resume, a restored path may point at another run's)."""
         if self.tuning is None or self.search is not None or trainer.limit_val_batches == 0:
             return
-        self.force_tuning = True
-        try:
-            trainer.validate(self, datamodule=datamodule, verbose=False)
-        finally:
-            self.force_tuning = False
+        self.tuned_validation(trainer, datamodule)
         for path in sorted(set(latest_checkpoint_paths(trainer))):
             trainer.save_checkpoint(path)
+
+    def tuned_validation(
+        self, trainer: L.Trainer, datamodule: L.LightningDataModule
+    ) -> dict[str, float]:
+        self.force_tuning = True
+        try:
+            return super().tuned_validation(trainer, datamodule)
+        finally:
+            self.force_tuning = False
 
     def _tune(self) -> None:
         """Pick thresholds on this validation epoch's maps and score them with the pick.

@@ -1,0 +1,82 @@
+"""What train.py and prune.py jobs share: callbacks and loggers from config dicts, a fresh
+output folder per run, the pruning callback, the sparse model file, closing the W&B run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from medprune.config import branch_targets
+from medprune.pruning.export import dense_state_dict_bytes, save_sparse
+
+#: The compact pruned model (bitmask + non-zero values) written next to the checkpoints.
+SPARSE_MODEL_FILE = "model.sparse"  # not a torch.save file: read it with load_sparse
+
+
+def instantiate_dict(node: DictConfig | None, group: str) -> list[Any]:
+    """Callbacks and loggers are dicts keyed by name so one can be overridden or removed
+    (``callbacks.rich_progress_bar=null``)."""
+    objects = []
+    for name, value in (node or {}).items():
+        if value is None:
+            continue
+        if "_target_" not in value:
+            raise ValueError(f"{group}.{name} has no _target_: expected a class to instantiate")
+        objects.append(instantiate(value))
+    return objects
+
+
+def check_fresh_output_dir(out: Path) -> None:
+    """An output folder belongs to one run: never overwrite another run's results."""
+    for taken in (out / "summary.json", out / "checkpoints"):
+        if taken.is_file() or (taken.is_dir() and any(taken.iterdir())):
+            raise FileExistsError(
+                f"{taken} exists: {out} holds an earlier run; choose a new hydra.run.dir "
+                f"(or paths.output_dir). To resume, pass ckpt_path=<old run>/checkpoints/last.ckpt"
+            )
+
+
+def pruning_callback(pruning: DictConfig) -> L.Callback | None:
+    """The callback takes the pruning keys except ``export`` (used after training here) and
+    with the task's null branch placeholders dropped from ``targets``."""
+    if pruning.scope == "none":
+        return None
+    node = OmegaConf.to_container(pruning, resolve=True)
+    node.pop("export")
+    node["targets"] = branch_targets(pruning)
+    return instantiate(node)
+
+
+def export_sparse_model(net: nn.Module, out: Path, dtype: str) -> dict[str, Any]:
+    """Write the compact model file; sizes are in bytes, dense = ``torch.save(state_dict)``."""
+    state = net.state_dict()
+    path = out / SPARSE_MODEL_FILE
+    return {
+        "path": str(path),
+        "dtype": dtype,
+        "dense_bytes": dense_state_dict_bytes(state),
+        "sparse_bytes": save_sparse(state, path, dtype),
+    }
+
+
+def update_wandb_summary(loggers: list[Any], values: dict[str, Any]) -> None:
+    """Final numbers in the W&B run summary (its table, scatter and parallel-coordinates
+    views read them); loggers other than W&B are left alone."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(values)
+
+
+def finish_wandb() -> None:
+    """One W&B run per job: close it even when training fails (sweeps start the next job)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

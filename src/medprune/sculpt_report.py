@@ -1,0 +1,190 @@
+"""What ``prune.py`` hands back: the exported model, its CPU benchmark against the dense one,
+``summary.json`` and ``report.md``.
+
+Latencies are medians in ms at batch 1 on ``bench.input_size`` with ``bench.threads``
+threads; the criteria in the summary are judged on these final measurements (the step table
+keeps the ones each step was judged on while pruning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from medprune.bench import onnx_latency, torch_latency
+from medprune.job import export_sparse_model
+from medprune.pruning.criteria import StepResult, Targets, criteria_met, quality_drop
+from medprune.pruning.deploy import check_onnx, save_onnx, save_program
+from medprune.summary import write_summary
+
+if TYPE_CHECKING:
+    from medprune.sculpt import Sculptor
+
+PROGRAM_FILE = "model.pt2"  # torch.export program: torch.export.load(path).module()
+ONNX_FILE = "model.onnx"
+BASELINE_ONNX_FILE = "baseline.onnx"  # the dense model, for the onnxruntime comparison
+
+
+def _bench(sculptor: Sculptor, dense_net: nn.Module, export: dict[str, Any]) -> dict:
+    """torch first, then onnxruntime: no ONNX session's threads run beside a torch timing."""
+    bench = sculptor.cfg.bench
+    args = (list(sculptor.example.shape), bench.threads, bench.warmup, bench.repeats)
+    models = {"baseline": dense_net, "pruned": sculptor.module.net}
+    result = {name: {"torch": torch_latency(net, *args)} for name, net in models.items()}
+    for name, key in (("baseline", "baseline_onnx"), ("pruned", "onnx")):
+        result[name]["onnxruntime"] = onnx_latency(Path(export[key]), *args)
+    return result
+
+
+def _export(sculptor: Sculptor, dense_net: nn.Module) -> dict[str, Any]:
+    out, net, example = sculptor.out, sculptor.module.net, sculptor.example
+    export = {
+        "program": str(save_program(net, example, out / PROGRAM_FILE)),
+        "onnx": str(save_onnx(net, example, out / ONNX_FILE)),
+        "baseline_onnx": str(save_onnx(dense_net, example, out / BASELINE_ONNX_FILE)),
+    }
+    # ONNX Runtime against eager torch on the same input: outside tolerance raises
+    export["onnx_max_abs_diff"] = check_onnx(net, export["onnx"], example)
+    check_onnx(dense_net, export["baseline_onnx"], example)
+    if sculptor.cfg.pruning.scope != "structured":  # zeros only pay off in the sparse file
+        export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
+    return export
+
+
+def _criteria(targets: Targets, base: StepResult, pick: StepResult, higher: bool) -> dict:
+    met = criteria_met(pick, base, targets, higher)
+    values = {
+        "compression": base.params / pick.params,
+        "max_params": pick.params,
+        "max_latency_ms": pick.latency_ms,
+        "max_quality_drop": quality_drop(base.quality, pick.quality, higher),
+    }
+    return {
+        key: {"target": getattr(targets, key), "value": values[key], "met": ok}
+        for key, ok in met.items()
+    }
+
+
+def deliver(
+    *,
+    sculptor: Sculptor,
+    targets: Targets,
+    dense_net: nn.Module,
+    baseline: tuple[StepResult, dict[str, float]],
+    pruned: tuple[StepResult, dict[str, float]],
+    steps: list[dict[str, Any]],
+    stopped: str,
+    trained_cfg: DictConfig,
+) -> dict[str, Any]:
+    """Export and benchmark the chosen model, write summary.json and report.md; return the
+    summary."""
+    cfg, out, higher = sculptor.cfg, sculptor.out, sculptor.higher_is_better
+    export = _export(sculptor, dense_net)
+    bench = _bench(sculptor, dense_net, export)
+    latency = {k: v["torch"]["median_ms"] for k, v in bench.items()}
+    base = dataclasses.replace(baseline[0], latency_ms=latency["baseline"])
+    pick = dataclasses.replace(pruned[0], latency_ms=latency["pruned"])
+    test_key = sculptor.metric.replace("val/", "test/", 1)
+    summary = {
+        "task": trained_cfg.task_name,
+        "ckpt": str(cfg.ckpt),
+        "pruning": OmegaConf.to_container(cfg.pruning, resolve=True),
+        "main_metric": sculptor.metric,
+        "baseline": {
+            "metrics": baseline[1],
+            "val_quality": base.quality,
+            "params": base.params,
+            "latency_ms": base.latency_ms,
+            "onnx_latency_ms": bench["baseline"]["onnxruntime"]["median_ms"],
+        },
+        "pruned": {
+            "step": pick.step,
+            "metrics": pruned[1],
+            "val_quality": pick.quality,
+            "params": pick.params,
+            "latency_ms": pick.latency_ms,
+            "onnx_latency_ms": bench["pruned"]["onnxruntime"]["median_ms"],
+        },
+        "compression_ratio": base.params / pick.params,
+        "speedup": base.latency_ms / pick.latency_ms,
+        "onnx_speedup": bench["baseline"]["onnxruntime"]["median_ms"]
+        / bench["pruned"]["onnxruntime"]["median_ms"],
+        "quality_drop": quality_drop(base.quality, pick.quality, higher),
+        "test_quality_drop": quality_drop(
+            baseline[1].get(test_key, float("nan")), pruned[1].get(test_key, float("nan")), higher
+        ),
+        "criteria": _criteria(targets, base, pick, higher),
+        "stopped": stopped,
+        "steps": steps,
+        "bench": bench,
+        "export": export,
+        "output_dir": str(out),
+    }
+    summary["all_criteria_met"] = all(c["met"] for c in summary["criteria"].values())
+    write_summary(summary, out / "summary.json")
+    report = render_report(summary)
+    (out / "report.md").write_text(report)
+    print(report)
+    return summary
+
+
+def wandb_values(summary: dict[str, Any]) -> dict[str, Any]:
+    """The numbers W&B's run table shows for a prune job."""
+    values = {
+        f"sculpt/{k}": summary[k]
+        for k in ("compression_ratio", "speedup", "onnx_speedup", "quality_drop")
+    }
+    for side in ("baseline", "pruned"):
+        for key in ("params", "latency_ms", "val_quality"):
+            values[f"{side}/{key}"] = summary[side][key]
+        values.update({f"{side}/{k}": v for k, v in summary[side]["metrics"].items()})
+    return values
+
+
+def render_report(s: dict[str, Any]) -> str:
+    """report.md: the result in one table, the criteria, and every step."""
+    b, p = s["baseline"], s["pruned"]
+    metric = s["main_metric"]
+    lines = [
+        f"# prune.py report: {s['task']}, pruning={s['pruning']['scope']}",
+        "",
+        f"Checkpoint: `{s['ckpt']}`. Stopped: {s['stopped']}. Chosen: step {p['step']}.",
+        f"Latency: median of {s['bench']['pruned']['torch']['repeats']} runs at batch 1, input "
+        f"{s['bench']['pruned']['torch']['input_shape']}, "
+        f"{s['bench']['pruned']['torch']['threads']} threads.",
+        "",
+        f"| model | params | {metric} | torch ms | onnxruntime ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, side in (("dense", b), ("pruned", p)):
+        lines.append(
+            f"| {name} | {side['params']:,} | {side['val_quality']:.4f} | "
+            f"{side['latency_ms']:.2f} | {side['onnx_latency_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Compression {s['compression_ratio']:.1f}x, speedup {s['speedup']:.2f}x (torch), "
+        f"{s['onnx_speedup']:.2f}x (onnxruntime), quality drop {s['quality_drop']:+.2%} on val, "
+        f"{s['test_quality_drop']:+.2%} on test.",
+        "",
+        "| criterion | target | value | met |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for key, c in s["criteria"].items():
+        value = "n/a" if c["value"] is None else f"{c['value']:,.4g}"
+        lines.append(f"| {key} | {c['target']:,.4g} | {value} | {'yes' if c['met'] else 'NO'} |")
+    lines += [
+        "",
+        f"| step | params | compression | {metric} | torch ms |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in s["steps"]:
+        lines.append(
+            f"| {row['step']} | {row['params']:,} | {row['compression']:.1f}x | "
+            f"{row['quality']:.4f} | {row['latency_ms']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,181 @@
+"""prune.py end to end on a tiny trained cardiac U-Net, and its early errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from conftest import CARDIAC_TINY, CONF, ROOT, compose_train
+from medprune.checkpoints import CONFIG_KEY, load_trained
+from medprune.config import register_configs, validate_config
+from medprune.models import UNet
+from medprune.pruning.deploy import load_program
+from medprune.pruning.structured import count_parameters
+from medprune.run import sculpt, train
+
+# Tiny prune runs: one fine-tuning epoch per step, three timed runs per latency.
+FAST = ["finetune.epochs=1", "trainer.enable_progress_bar=false", "bench.warmup=1"]
+FAST += ["bench.repeats=3", "logger=none"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A checkpoint of the cardiac task (U-Net widths 4-8-16, 4 classes, 32 px slices)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_train(CARDIAC_TINY, out))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def compose_prune(overrides: list[str]):
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("prune", overrides=overrides)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cli_structured_end_to_end(trained, tmp_path):
+    before = digest(trained)
+    out = tmp_path / "prune"
+    args = [f"ckpt={trained}", "target.compression=3", "target.max_quality_drop=0.99"]
+    args += ["pruning.step=0.5", "pruning.ranking=uniform", "pruning.max_steps=3", *FAST]
+    args.append(f"hydra.run.dir={out}")
+    proc = subprocess.run(
+        [sys.executable, "prune.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert digest(trained) == before  # the input checkpoint is only read
+    s = json.loads((out / "summary.json").read_text())
+    base, pruned = s["baseline"], s["pruned"]
+    for side in (base, pruned):
+        assert {"metrics", "params", "latency_ms", "onnx_latency_ms"} <= set(side)
+        assert "test/dice_mean" in side["metrics"]
+    # step 1 halves every prunable layer: widths 4-8-16 -> 2-4-8, the U-Net of base width 2
+    assert pruned["step"] == 1 and s["stopped"] == "criteria met"
+    assert base["params"] == count_parameters(UNet(1, 4, 4, 3))
+    assert pruned["params"] == count_parameters(UNet(1, 4, 2, 3))
+    assert s["compression_ratio"] == pytest.approx(base["params"] / pruned["params"])
+    assert s["criteria"]["compression"] == {
+        "target": 3,
+        "value": s["compression_ratio"],
+        "met": True,
+    }
+    assert s["steps"][1]["widths"]["encoder.0.0"] == 2 and s["steps"][0]["widths"]["head"] == 4
+    assert s["speedup"] == pytest.approx(base["latency_ms"] / pruned["latency_ms"])
+    # the exported program loads without the model code and agrees with the ONNX file
+    program = load_program(out / "model.pt2")
+    assert sum(p.numel() for p in program.parameters()) == pruned["params"]
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        y = program(x)
+    assert y.shape == (2, 4, 32, 32)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_y,) = session.run(None, {"image": x.numpy()})
+    np.testing.assert_allclose(onnx_y, y.numpy(), rtol=1e-3, atol=1e-4)
+    report = (out / "report.md").read_text()
+    assert "| compression | 3 |" in report and report in proc.stdout
+
+
+def test_unstructured_path_prunes_weights_and_writes_the_sparse_file(trained, tmp_path):
+    cfg = compose_prune(
+        [f"ckpt={trained}", "pruning=global", "sparsity=0.75", "target.compression=2"]
+        + ["target.max_quality_drop=0.99", *FAST, f"paths.output_dir={tmp_path / 'p'}"]
+    )
+    s = sculpt(cfg)
+    assert s["pruned"]["step"] == 1 and s["criteria"]["compression"]["met"]
+    assert (tmp_path / "p" / "model.sparse").is_file()
+    assert s["export"]["sparse"]["sparse_bytes"] < s["export"]["sparse"]["dense_bytes"]
+    # non-zero parameters: 75 % of the prunable weights are gone, BatchNorm and head stay
+    assert s["baseline"]["params"] / s["pruned"]["params"] == pytest.approx(s["compression_ratio"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (["target.compression=1000000"], ValueError, "smallest model this architecture"),
+        (["target.compression=null"], ValueError, "at least one of target.compression"),
+        (
+            ["pruning=global", "target.max_latency_ms=5"],
+            ValueError,
+            "target.max_latency_ms with pruning=global",
+        ),
+        (
+            ["pruning=global", "sparsity=0.5", "target.compression=100"],
+            ValueError,
+            "sparsity=0.5 leaves",
+        ),
+        (["pruning.step=1.5"], ValueError, "pruning.step=1.5"),
+        (["bench.input_size=[32]"], ValueError, "bench.input_size"),
+        (["trainer=ddp"], ValueError, "trainer.devices=2: prune.py"),
+    ],
+)
+def test_bad_criteria_fail_before_any_fine_tuning(trained, tmp_path, overrides, error, message):
+    out = tmp_path / "p"
+    cfg = compose_prune(
+        [f"ckpt={trained}", "target.compression=2", *FAST, f"paths.output_dir={out}", *overrides]
+    )
+    with pytest.raises(error, match=message):
+        sculpt(cfg)
+    assert not (out / "summary.json").exists()
+
+
+def test_missing_and_foreign_checkpoints_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ckpt=.*nope.ckpt"):
+        load_trained(tmp_path / "nope.ckpt")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}}, foreign)
+    with pytest.raises(ValueError, match="foreign.ckpt: not a medprune training checkpoint"):
+        load_trained(foreign)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.ckpt: not a readable PyTorch checkpoint"):
+        load_trained(garbage)
+
+
+def test_checkpoints_carry_their_config_and_old_ones_use_the_run_folder(trained, tmp_path):
+    cfg, checkpoint = load_trained(trained)
+    assert cfg.task_name == "cardiac" and cfg.model.base_channels == 4
+    # a checkpoint from before the config was embedded: read <run>/config.yaml instead
+    del checkpoint[CONFIG_KEY]
+    old = trained.parent / "old.ckpt"
+    torch.save(checkpoint, old)
+    assert load_trained(old)[0].model.depth == 3
+    moved = tmp_path / "a" / "b.ckpt"
+    moved.parent.mkdir()
+    torch.save(checkpoint, moved)
+    with pytest.raises(ValueError, match="carries no config"):
+        load_trained(moved)
+
+
+def test_an_earlier_prune_run_is_not_overwritten(trained, tmp_path):
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    cfg = compose_prune([f"ckpt={trained}", "target.compression=2", f"paths.output_dir={out}"])
+    with pytest.raises(FileExistsError, match="summary.json exists"):
+        sculpt(cfg)
+    assert (out / "summary.json").read_text() == "{}"
+
+
+def test_train_refuses_structured_pruning_and_points_to_prune_py(tmp_path):
+    tiny = [o for o in CARDIAC_TINY if not o.startswith("pruning.")]
+    cfg = compose_train([*tiny, "pruning=structured"], tmp_path)
+    with pytest.raises(ValueError, match="python prune.py ckpt="):
+        validate_config(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from medprune.models import UNet
 from medprune.pruning.deploy import load_program
 from medprune.pruning.structured import count_parameters
 from medprune.run import sculpt, train
+from medprune.sculpt import Sculptor
 
 # Tiny prune runs: one fine-tuning epoch per step, three timed runs per latency.
 FAST = ["finetune.epochs=1", "trainer.enable_progress_bar=false", "bench.warmup=1"]
@@ -48,7 +50,7 @@ def test_cli_structured_end_to_end(trained, tmp_path):
     before = digest(trained)
     out = tmp_path / "prune"
     args = [f"ckpt={trained}", "target.compression=3", "target.max_quality_drop=0.99"]
-    args += ["pruning.step=0.5", "pruning.ranking=uniform", "pruning.max_steps=3", *FAST]
+    args += ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "pruning.max_steps=3", *FAST]
     args.append(f"hydra.run.dir={out}")
     proc = subprocess.run(
         [sys.executable, "prune.py", *args],
@@ -102,8 +104,61 @@ def test_unstructured_path_prunes_weights_and_writes_the_sparse_file(trained, tm
     assert s["pruned"]["step"] == 1 and s["criteria"]["compression"]["met"]
     assert (tmp_path / "p" / "model.sparse").is_file()
     assert s["export"]["sparse"]["sparse_bytes"] < s["export"]["sparse"]["dense_bytes"]
-    # non-zero parameters: 75 % of the prunable weights are gone, BatchNorm and head stay
-    assert s["baseline"]["params"] / s["pruned"]["params"] == pytest.approx(s["compression_ratio"])
+    # non-zero parameters: 75 % of the prunable conv weights are gone (the first conv and the
+    # head are excluded by default); biases and BatchNorm stay
+    net = UNet(1, 4, 4, 3)
+    prunable = sum(
+        p.numel()
+        for name, p in net.named_parameters()
+        if p.dim() == 4 and name not in ("encoder.0.0.weight", "head.weight")
+    )
+    total = count_parameters(net)
+    assert s["baseline"]["params"] == total
+    assert s["pruned"]["params"] == total - round(0.75 * prunable)
+
+
+def test_loop_stops_at_a_quality_breach_and_hands_back_the_step_before(
+    trained, tmp_path, monkeypatch
+):
+    """Val quality forced to 0.8 (dense), 0.79 (-1.25 %), 0.5 (-37.5 %): the loop stops at
+    step 2 and the exported model is step 1's, with 4x fewer parameters, not 16x."""
+    qualities = iter([0.8, 0.79, 0.5])
+    real_score = Sculptor.score
+
+    def score(self, step, params):
+        result, val = real_score(self, step, params)
+        return dataclasses.replace(result, quality=next(qualities)), val
+
+    monkeypatch.setattr(Sculptor, "score", score)
+    out = tmp_path / "p"
+    cfg = compose_prune(
+        [f"ckpt={trained}", "target.compression=10", "target.max_quality_drop=0.04"]
+        + ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "pruning.max_steps=5", *FAST]
+        + [f"paths.output_dir={out}"]
+    )
+    s = sculpt(cfg)
+    assert [row["step"] for row in s["steps"]] == [0, 1, 2]
+    assert s["stopped"] == "quality drop beyond target.max_quality_drop"
+    assert s["pruned"]["step"] == 1 and s["pruned"]["val_quality"] == 0.79
+    assert s["pruned"]["params"] == count_parameters(UNet(1, 4, 2, 3)) == s["steps"][1]["params"]
+    program = load_program(out / "model.pt2")
+    assert sum(p.numel() for p in program.parameters()) == s["pruned"]["params"]
+    assert s["criteria"]["compression"]["met"] is False and not s["all_criteria_met"]
+    assert s["quality_drop"] == pytest.approx(0.0125)
+
+
+def test_dense_model_meeting_the_criteria_is_not_pruned(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(Sculptor, "fine_tune", fail_fine_tune)
+    cfg = compose_prune(
+        [f"ckpt={trained}", "target.compression=1", *FAST, f"paths.output_dir={tmp_path / 'p'}"]
+    )
+    s = sculpt(cfg)
+    assert s["stopped"] == "criteria met" and s["pruned"]["step"] == 0
+    assert s["compression_ratio"] == 1.0 and len(s["steps"]) == 1
+
+
+def fail_fine_tune(self, callbacks=None):
+    raise AssertionError("fine-tuning started")
 
 
 @pytest.mark.parametrize(
@@ -121,12 +176,19 @@ def test_unstructured_path_prunes_weights_and_writes_the_sparse_file(trained, tm
             ValueError,
             "sparsity=0.5 leaves",
         ),
-        (["pruning.step=1.5"], ValueError, "pruning.step=1.5"),
+        (["pruning.step_ratio=1.5"], ValueError, "pruning.step_ratio=1.5"),
         (["bench.input_size=[32]"], ValueError, "bench.input_size"),
         (["trainer=ddp"], ValueError, "trainer.devices=2: prune.py"),
+        (["bench.input_size=[18,18]"], ValueError, "multiples of 4 px"),
+        (["target.max_latency_ms=0.000001"], ValueError, "even the smallest model"),
+        (["pruning=global", "finetune.epochs=0"], ValueError, "finetune.epochs=0"),
+        (["target.max_params=12.5"], ValueError, "target.max_params=12.5"),
     ],
 )
-def test_bad_criteria_fail_before_any_fine_tuning(trained, tmp_path, overrides, error, message):
+def test_bad_criteria_fail_before_any_fine_tuning(
+    trained, tmp_path, monkeypatch, overrides, error, message
+):
+    monkeypatch.setattr(Sculptor, "fine_tune", fail_fine_tune)
     out = tmp_path / "p"
     cfg = compose_prune(
         [f"ckpt={trained}", "target.compression=2", *FAST, f"paths.output_dir={out}", *overrides]
@@ -154,7 +216,10 @@ def test_checkpoints_carry_their_config_and_old_ones_use_the_run_folder(trained,
     assert cfg.task_name == "cardiac" and cfg.model.base_channels == 4
     # a checkpoint from before the config was embedded: read <run>/config.yaml instead
     del checkpoint[CONFIG_KEY]
-    old = trained.parent / "old.ckpt"
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_bytes((trained.parent.parent / "config.yaml").read_bytes())
+    old = run / "checkpoints" / "old.ckpt"
     torch.save(checkpoint, old)
     assert load_trained(old)[0].model.depth == 3
     moved = tmp_path / "a" / "b.ckpt"

@@ -60,10 +60,6 @@ class PruningConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
-STRUCTURED_IMPORTANCE = ("l1", "l2")
-STRUCTURED_RANKING = ("global", "uniform")
-
-
 @dataclass
 class StructuredPruningConfig:
     """Channel pruning in ``prune.py`` (conf/pruning/structured.yaml says what each key does)."""
@@ -71,7 +67,7 @@ class StructuredPruningConfig:
     scope: str = "structured"
     importance: str = "l2"
     ranking: str = "global"
-    step: float = 0.2
+    step_ratio: float = 0.2
     max_steps: int = 20
 
 
@@ -179,15 +175,16 @@ def validate_prune_config(cfg: DictConfig) -> None:
     """What prune.py can check before it reads the checkpoint; ``target.*`` is checked by
     ``medprune.pruning.criteria.Targets.validate``."""
     if cfg.pruning.scope == "structured":
-        for key in ("importance", "ranking"):
-            allowed = STRUCTURED_IMPORTANCE if key == "importance" else STRUCTURED_RANKING
+        from medprune.pruning.structured import IMPORTANCES, RANKINGS  # prune.py only
+
+        for key, allowed in (("importance", IMPORTANCES), ("ranking", RANKINGS)):
             if cfg.pruning[key] not in allowed:
                 raise ValueError(
                     f"pruning.{key}={cfg.pruning[key]!r}: expected one of {', '.join(allowed)}"
                 )
-        _fraction(cfg.pruning.step, "pruning.step", 0, 1, False)
-        if cfg.pruning.step == 0:
-            raise ValueError("pruning.step=0: expected a fraction of channels in (0, 1)")
+        _fraction(cfg.pruning.step_ratio, "pruning.step_ratio", 0, 1, False)
+        if cfg.pruning.step_ratio == 0:
+            raise ValueError("pruning.step_ratio=0: expected a fraction of channels in (0, 1)")
         _positive_int(cfg.pruning.max_steps, "pruning.max_steps")
     else:
         validate_pruning(cfg.pruning)
@@ -196,6 +193,11 @@ def validate_prune_config(cfg: DictConfig) -> None:
                 "pruning=none: prune.py needs pruning=structured, pruning=global or "
                 "pruning=layerwise"
             )
+        if cfg.finetune.epochs < 1:
+            raise ValueError(
+                f"finetune.epochs={cfg.finetune.epochs}: pruning={cfg.pruning.scope} prunes "
+                "while it fine-tunes; expected >= 1 epoch"
+            )
         if cfg.target.max_latency_ms is not None:
             raise ValueError(
                 f"target.max_latency_ms with pruning={cfg.pruning.scope}: unstructured "
@@ -203,7 +205,7 @@ def validate_prune_config(cfg: DictConfig) -> None:
                 "drop; use pruning=structured for a latency target"
             )
     devices = cfg.trainer.get("devices", 1)
-    if devices not in (1, "1", "auto") or cfg.trainer.get("num_nodes", 1) != 1:
+    if devices not in (1, "1") or cfg.trainer.get("num_nodes", 1) != 1:
         raise ValueError(
             f"trainer.devices={devices}: prune.py fine-tunes and times one model on one "
             "device; use trainer=default (or trainer=gpu) with devices=1"

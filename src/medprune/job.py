@@ -32,13 +32,21 @@ def instantiate_dict(node: DictConfig | None, group: str) -> list[Any]:
     return objects
 
 
-def check_fresh_output_dir(out: Path) -> None:
-    """An output folder belongs to one run: never overwrite another run's results."""
-    for taken in (out / "summary.json", out / "checkpoints"):
+#: What train.py writes that a later run must not overwrite.
+TRAIN_OUTPUTS = ("summary.json", "checkpoints")
+TRAIN_HINT = "to resume, pass ckpt_path=<old run>/checkpoints/last.ckpt"
+
+
+def check_fresh_output_dir(
+    out: Path, names: tuple[str, ...] = TRAIN_OUTPUTS, hint: str = TRAIN_HINT
+) -> None:
+    """An output folder belongs to one run: never overwrite another run's results. ``names``
+    are the files and folders (non-empty) the job writes; ``hint`` ends the message."""
+    for taken in (out / name for name in names):
         if taken.is_file() or (taken.is_dir() and any(taken.iterdir())):
             raise FileExistsError(
                 f"{taken} exists: {out} holds an earlier run; choose a new hydra.run.dir "
-                f"(or paths.output_dir). To resume, pass ckpt_path=<old run>/checkpoints/last.ckpt"
+                f"(or paths.output_dir); {hint}"
             )
 
 

@@ -30,10 +30,17 @@ from medprune.job import (
     pruning_callback,
     update_wandb_summary,
 )
-from medprune.sculpt import sculpt
 from medprune.summary import print_summary, pruning_summary, write_summary
 
 __all__ = ["train", "sculpt"]
+
+
+def sculpt(cfg: DictConfig) -> dict[str, Any]:
+    """prune.py's run (``medprune.sculpt.sculpt``), imported on use: train.py never loads
+    Torch-Pruning or the export stack."""
+    from medprune.sculpt import sculpt as run_sculpt
+
+    return run_sculpt(cfg)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medprune.checkpoints import load_trained
+from medprune.bench import torch_latency
+from medprune.checkpoints import CONFIG_KEY, load_trained
 from medprune.config import validate_prune_config
 from medprune.job import (
     check_fresh_output_dir,
@@ -69,19 +70,19 @@ class Sculptor:
 
     def score(self, step: int, params: int) -> tuple[StepResult, dict[str, float]]:
         """Val metrics (post-processing tuned on this pass) and batch-1 CPU latency."""
-        from medprune.bench import torch_latency
-
         val = self.module.tuned_validation(self.trainer(), self.datamodule)
         if self.metric not in val:
             raise ValueError(
                 f"monitor.metric={self.metric!r} of the trained run was not logged by its "
                 f"validation (logged: {', '.join(sorted(val))})"
             )
+        return StepResult(step, params, val[self.metric], self.latency(self.module.net)), val
+
+    def latency(self, net: torch.nn.Module) -> float:
+        """Median ms of ``net`` on the example input (``bench.*`` threads and repeats)."""
         bench = self.cfg.bench
-        latency = torch_latency(
-            self.module.net, list(self.example.shape), bench.threads, bench.warmup, bench.repeats
-        )
-        return StepResult(step, params, val[self.metric], latency["median_ms"]), val
+        shape = list(self.example.shape)
+        return torch_latency(net, shape, bench.threads, bench.warmup, bench.repeats)["median_ms"]
 
     def test(self) -> dict[str, float]:
         (metrics,) = self.trainer().test(self.module, datamodule=self.datamodule, verbose=False)
@@ -99,6 +100,11 @@ class Sculptor:
         self.module.on_load_checkpoint(extras)
 
 
+#: Files a prune run writes in its output folder; none may exist before it starts.
+OUTPUT_FILES = ("summary.json", "report.md", "config.yaml", "model.pt2", "model.onnx")
+OUTPUT_FILES += ("baseline.onnx", "model.sparse")
+
+
 def sculpt(cfg: DictConfig) -> dict[str, Any]:
     """Prune ``cfg.ckpt`` to ``cfg.target``; write summary.json, report.md and the exported
     model to ``cfg.paths.output_dir``; return the summary."""
@@ -106,20 +112,23 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
     targets = Targets(**OmegaConf.to_container(cfg.target, resolve=True))
     targets.validate()
     out = Path(cfg.paths.output_dir)
-    check_fresh_output_dir(out)
+    check_fresh_output_dir(out, OUTPUT_FILES, "the input checkpoint is never written")
     trained_cfg, checkpoint = load_trained(cfg.ckpt)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
     loggers = instantiate_dict(cfg.get("logger"), "logger")
+    status = "failed"
     try:
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         sculptor = _build(cfg, trained_cfg, checkpoint, out)
         if cfg.finetune.lr is not None:
             sculptor.module.hparams.lr = float(cfg.finetune.lr)
         _check_reachable(sculptor, targets)
-        dense = sculptor.snapshot()
         history, rows = [], []
         base, val = sculptor.score(0, count_parameters(sculptor.module.net))
+        dense = sculptor.snapshot()  # with the thresholds just tuned for the dense network
         _record(history, rows, base, val, sculptor, loggers)
         baseline_test = sculptor.test()
         if cfg.pruning.scope == "structured":
@@ -127,33 +136,50 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
         else:
             reason, chosen = _unstructured_step(sculptor, targets, history, rows, loggers)
         pick = select_step(history, targets, sculptor.higher_is_better)
-        sculptor.restore(chosen if pick.step > 0 else dense)
+        chosen = chosen if pick.step > 0 else dense
+        sculptor.restore(chosen)
         summary = deliver(
             sculptor=sculptor,
             targets=targets,
-            dense_net=dense[0],
+            dense=dense,
             baseline=(history[0], baseline_test),
-            pruned=(pick, sculptor.test()),
+            pruned=(pick, sculptor.test(), chosen[1]),
             steps=rows,
             stopped=reason,
             trained_cfg=trained_cfg,
         )
         update_wandb_summary(loggers, wandb_values(summary))
+        status = "success"
         return summary
     finally:
+        for logger in loggers:  # loggers outside a Trainer: flush them here (CSV writes now)
+            logger.finalize(status)
         finish_wandb()
 
 
 def _build(cfg: DictConfig, trained_cfg: DictConfig, checkpoint: dict, out: Path) -> Sculptor:
     """The trained task with the checkpoint's weights and extras, its data, an example batch."""
-    net = instantiate(trained_cfg.model)
-    module = instantiate(trained_cfg.task, net=net, _convert_="all")
-    module.load_state_dict(checkpoint["state_dict"])  # strict: a foreign state fails here
+    source = "the checkpoint" if CONFIG_KEY in checkpoint else "<run>/config.yaml"
+    try:
+        net = instantiate(trained_cfg.model)
+        module = instantiate(trained_cfg.task, net=net, _convert_="all")
+        module.load_state_dict(checkpoint["state_dict"])  # strict
+    except Exception as err:  # a config that no longer fits the weights, or foreign weights
+        raise ValueError(
+            f"ckpt={cfg.ckpt}: its weights do not load into the model its config (from "
+            f"{source}) builds: {err}"
+        ) from err
     module.on_load_checkpoint(checkpoint)
     datamodule = instantiate(trained_cfg.data)
     datamodule.setup("fit")
     image = next(iter(datamodule.train_dataloader()))["image"]
     size = list(cfg.bench.input_size or image.shape[-2:])
+    multiple = 2 ** (trained_cfg.model.get("depth", 1) - 1)
+    if any(side % multiple or side < 2 * multiple for side in size):
+        raise ValueError(
+            f"bench.input_size={size}: the U-Net (model.depth={trained_cfg.model.depth}) "
+            f"needs sides that are multiples of {multiple} px and at least {2 * multiple}"
+        )
     noise = torch.Generator().manual_seed(0)
     example = torch.randn(1, image.shape[1], *size, generator=noise)
     monitor = trained_cfg.get("monitor") or {}
@@ -171,15 +197,24 @@ def _build(cfg: DictConfig, trained_cfg: DictConfig, checkpoint: dict, out: Path
 
 
 def _check_reachable(sculptor: Sculptor, targets: Targets) -> None:
-    """Size targets no model of this architecture (channels) or sparsity (weights) can
-    meet fail before anything is scored or trained."""
+    """Targets no model of this architecture (channels) or sparsity (weights) can meet fail
+    before anything is scored or trained."""
     cfg, net = sculptor.cfg, sculptor.module.net
     total = count_parameters(net)
     if cfg.pruning.scope == "structured":
         smallest = prune_channels(
-            copy.deepcopy(net), sculptor.example, 0.999, scope="uniform", max_layer_ratio=1.0
+            copy.deepcopy(net), sculptor.example, 0.999, ranking="uniform", max_layer_ratio=1.0
         )
         targets.check_reachable(total, count_parameters(smallest))
+        if targets.max_latency_ms is not None:
+            fastest = sculptor.latency(smallest)
+            if fastest > targets.max_latency_ms:
+                raise ValueError(
+                    f"target.max_latency_ms={targets.max_latency_ms}: even the smallest model "
+                    f"this architecture allows (one channel per layer) takes {fastest:.2f} ms "
+                    f"at batch 1 on {list(sculptor.example.shape)} with "
+                    f"{cfg.bench.threads} threads"
+                )
         return
     callback = pruning_callback(cfg.pruning)
     callback.resolve(callback.network(sculptor.module))
@@ -212,24 +247,29 @@ def _record(history, rows, result: StepResult, val, sculptor: Sculptor, loggers)
 
 
 def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, loggers):
-    """Prune ``pruning.step`` of the channels, fine-tune, score; until ``stop_reason``."""
+    """Prune ``pruning.step_ratio`` of the channels, fine-tune, score; until ``stop_reason``
+    (checked on the dense model first: it may already meet the criteria)."""
     cfg, module = sculptor.cfg, sculptor.module
-    chosen, reason = None, None
+    higher = sculptor.higher_is_better
+    chosen, reason = None, stop_reason(history, targets, cfg.pruning.max_steps, higher)
     while reason is None:
+        before = count_parameters(module.net)
         prune_channels(
             module.net,
             sculptor.example,
-            cfg.pruning.step,
+            cfg.pruning.step_ratio,
             importance=cfg.pruning.importance,
-            scope=cfg.pruning.ranking,
+            ranking=cfg.pruning.ranking,
         )
+        if count_parameters(module.net) == before:
+            return "no channel left to remove (one per layer)", chosen
         module.attach(module.net)  # new parameters: back to channels-last
         sculptor.fine_tune()
         result, val = sculptor.score(len(history), count_parameters(module.net))
         _record(history, rows, result, val, sculptor, loggers)
-        if select_step(history, targets, sculptor.higher_is_better) is result:
+        if select_step(history, targets, higher) is result:
             chosen = sculptor.snapshot()
-        reason = stop_reason(history, targets, cfg.pruning.max_steps, sculptor.higher_is_better)
+        reason = stop_reason(history, targets, cfg.pruning.max_steps, higher)
     return reason, chosen
 
 

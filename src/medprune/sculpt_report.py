@@ -9,6 +9,7 @@ keeps the ones each step was judged on while pruning).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,13 @@ def _export(sculptor: Sculptor, dense_net: nn.Module) -> dict[str, Any]:
     }
     # ONNX Runtime against eager torch on the same input: outside tolerance raises
     export["onnx_max_abs_diff"] = check_onnx(net, export["onnx"], example)
-    check_onnx(dense_net, export["baseline_onnx"], example)
+    export["baseline_onnx_max_abs_diff"] = check_onnx(dense_net, export["baseline_onnx"], example)
     if sculptor.cfg.pruning.scope != "structured":  # zeros only pay off in the sparse file
-        export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
+        try:
+            export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
+        except ValueError as err:  # e.g. a weight beyond float16's range: keep the summary
+            warnings.warn(f"sparse export skipped: {err}", stacklevel=1)
+            export["sparse"] = {"error": str(err)}
     return export
 
 
@@ -73,16 +78,18 @@ def deliver(
     *,
     sculptor: Sculptor,
     targets: Targets,
-    dense_net: nn.Module,
+    dense: tuple[nn.Module, dict[str, Any]],
     baseline: tuple[StepResult, dict[str, float]],
-    pruned: tuple[StepResult, dict[str, float]],
+    pruned: tuple[StepResult, dict[str, float], dict[str, Any]],
     steps: list[dict[str, Any]],
     stopped: str,
     trained_cfg: DictConfig,
 ) -> dict[str, Any]:
     """Export and benchmark the chosen model, write summary.json and report.md; return the
-    summary."""
+    summary. ``dense`` and ``pruned`` carry the task's checkpoint extras (e.g. the tuned
+    watershed thresholds), which deployment needs next to the exported network."""
     cfg, out, higher = sculptor.cfg, sculptor.out, sculptor.higher_is_better
+    dense_net = dense[0]
     export = _export(sculptor, dense_net)
     bench = _bench(sculptor, dense_net, export)
     latency = {k: v["torch"]["median_ms"] for k, v in bench.items()}
@@ -100,6 +107,7 @@ def deliver(
             "params": base.params,
             "latency_ms": base.latency_ms,
             "onnx_latency_ms": bench["baseline"]["onnxruntime"]["median_ms"],
+            **dense[1],
         },
         "pruned": {
             "step": pick.step,
@@ -108,6 +116,7 @@ def deliver(
             "params": pick.params,
             "latency_ms": pick.latency_ms,
             "onnx_latency_ms": bench["pruned"]["onnxruntime"]["median_ms"],
+            **pruned[2],
         },
         "compression_ratio": base.params / pick.params,
         "speedup": base.latency_ms / pick.latency_ms,

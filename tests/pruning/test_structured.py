@@ -47,7 +47,7 @@ def test_uniform_half_gives_the_half_width_unet():
     torch.manual_seed(0)
     net = UNet(3, 4, base_channels=4, depth=3)
     before = count_parameters(net)
-    assert prune_channels(net, _x(), 0.5, scope="uniform") is net
+    assert prune_channels(net, _x(), 0.5, ranking="uniform") is net
     # every width halves (4->2, 8->4, 16->8) and the head keeps its 4 classes: the pruned net
     # has exactly the shapes of a UNet built with base_channels=2
     reference = UNet(3, 4, base_channels=2, depth=3)
@@ -60,17 +60,17 @@ def test_uniform_half_gives_the_half_width_unet():
     assert net(_x(size=32, n=1)).shape == (1, 4, 32, 32)  # a new size divisible by 2 ** 2
 
 
-@pytest.mark.parametrize("scope", ["uniform", "global"])
-def test_two_branch_keeps_both_heads(scope):
+@pytest.mark.parametrize("ranking", ["uniform", "global"])
+def test_two_branch_keeps_both_heads(ranking):
     torch.manual_seed(0)
     net = TwoBranchUNet(3, base_channels=4, depth=3)
     before = count_parameters(net)
-    prune_channels(net, _x(), 0.5, scope=scope)
+    prune_channels(net, _x(), 0.5, ranking=ranking)
     assert count_parameters(net) < before
     assert net.seg.head.out_channels == net.dist.head.out_channels == 1
     seg, dist = net(_x())
     assert seg.shape == dist.shape == (2, 1, 16, 16)
-    if scope == "uniform":
+    if ranking == "uniform":
         assert count_parameters(net) == count_parameters(TwoBranchUNet(3, 2, 3))
 
 
@@ -78,24 +78,24 @@ def test_ignored_branch_stays_dense():
     torch.manual_seed(0)
     net = TwoBranchUNet(3, base_channels=4, depth=3)
     dense = {k: v for k, v in channel_widths(net).items() if k.startswith("dist.")}
-    prune_channels(net, _x(), 0.5, scope="uniform", ignored=["dist"])
+    prune_channels(net, _x(), 0.5, ranking="uniform", ignored=["dist"])
     widths = channel_widths(net)
     assert {k: v for k, v in widths.items() if k.startswith("dist.")} == dense
     assert widths["seg.encoder.2.3"] == 8
 
 
-@pytest.mark.parametrize("scope", ["uniform", "global"])
-def test_repeated_pruning_compounds_and_keeps_a_channel_per_layer(scope):
+@pytest.mark.parametrize("ranking", ["uniform", "global"])
+def test_repeated_pruning_compounds_and_keeps_a_channel_per_layer(ranking):
     torch.manual_seed(0)
     net = UNet(3, 4, base_channels=4, depth=3)
-    prune_channels(net, _x(), 0.5, scope=scope)
+    prune_channels(net, _x(), 0.5, ranking=ranking)
     # 92 prunable channels (4+4+8+8+16+16 encoder, 8+8+8 and 4+4+4 decoder): half of them go
     assert sum(w for name, w in channel_widths(net).items() if name != "head") == 46
     first = count_parameters(net)
-    prune_channels(net, _x(), 0.5, scope=scope)
+    prune_channels(net, _x(), 0.5, ranking=ranking)
     assert count_parameters(net) < first
     for _ in range(4):
-        prune_channels(net, _x(), 0.9, scope=scope)
+        prune_channels(net, _x(), 0.9, ranking=ranking)
     widths = channel_widths(net)
     assert widths.pop("head") == 4
     assert min(widths.values()) >= 1
@@ -104,7 +104,7 @@ def test_repeated_pruning_compounds_and_keeps_a_channel_per_layer(scope):
 
 def test_max_layer_ratio_caps_each_layer():
     net = UNet(3, 1, base_channels=4, depth=3)
-    prune_channels(net, _x(), 0.9, scope="uniform", max_layer_ratio=0.5)
+    prune_channels(net, _x(), 0.9, ranking="uniform", max_layer_ratio=0.5)
     assert channel_widths(net) == channel_widths(UNet(3, 1, base_channels=2, depth=3))
 
 
@@ -120,8 +120,8 @@ def test_bad_arguments_are_named():
             prune_channels(net, x, ratio)
     with pytest.raises(ValueError, match="importance"):
         prune_channels(net, x, 0.5, importance="l3")
-    with pytest.raises(ValueError, match="scope"):
-        prune_channels(net, x, 0.5, scope="layerwise")
+    with pytest.raises(ValueError, match="ranking"):
+        prune_channels(net, x, 0.5, ranking="layerwise")
     with pytest.raises(ValueError, match="max_layer_ratio"):
         prune_channels(net, x, 0.5, max_layer_ratio=0)
     with pytest.raises(ValueError, match="round_to"):
@@ -151,9 +151,9 @@ def _silence_odd_channels(net: nn.Module) -> None:
                     m.weight[:, 1::2] = 0
 
 
-@pytest.mark.parametrize("scope", ["uniform", "global"])
+@pytest.mark.parametrize("ranking", ["uniform", "global"])
 @pytest.mark.parametrize("importance", ["l1", "l2"])
-def test_pruning_removes_exactly_the_silent_channels(scope, importance):
+def test_pruning_removes_exactly_the_silent_channels(ranking, importance):
     torch.manual_seed(0)
     net = UNet(3, 4, base_channels=4, depth=3)
     _silence_odd_channels(net)
@@ -161,7 +161,7 @@ def test_pruning_removes_exactly_the_silent_channels(scope, importance):
     x = _x()
     expected = net(x)
     old = {k: v.clone() for k, v in net.state_dict().items()}
-    prune_channels(net, x, 0.5, importance=importance, scope=scope)
+    prune_channels(net, x, 0.5, importance=importance, ranking=ranking)
     assert channel_widths(net) == channel_widths(UNet(3, 4, base_channels=2, depth=3))
     torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-6)
     # the survivors are the even channels, at their original values, across the concatenation

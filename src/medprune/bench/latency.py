@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from medprune.models.modes import eval_mode
+
 
 def measure(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
     """Call ``fn()`` ``warmup`` times untimed, then ``repeats`` times timed.
@@ -63,16 +65,12 @@ def torch_latency(
     _check_int("threads", threads, 1)
     batch = _fixed_batch(shape)
     previous_threads = torch.get_num_threads()
-    flags = {module: module.training for module in model.modules()}
     try:
-        model.eval()
         torch.set_num_threads(threads)
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             result = measure(lambda: model(batch), warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
-        for module, training in flags.items():  # per module: frozen BatchNorms stay frozen
-            module.training = training
     return _with_context(result, shape, threads, "torch")
 
 

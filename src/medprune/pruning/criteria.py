@@ -20,7 +20,7 @@ SIZE_CRITERIA = ("compression", "max_params", "max_latency_ms")
 class StepResult:
     """One pruning step after its fine-tuning: ``params`` counts all parameters (for the
     unstructured path, the non-zero ones), ``latency_ms`` is the CPU median at batch 1
-    (None when no latency criterion asked for it), ``quality`` is the task's main val metric."""
+    (None if not measured), ``quality`` is the task's main val metric."""
 
     step: int
     params: int
@@ -41,6 +41,13 @@ class Targets:
 
     def validate(self) -> None:
         """Values no model could meet, each message naming its ``target.*`` key."""
+        for key in (*SIZE_CRITERIA, "max_quality_drop"):
+            value = getattr(self, key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if value is not None and not number:
+                raise ValueError(f"target.{key}={value!r}: expected a number")
+        if self.max_params is not None and self.max_params != int(self.max_params):
+            raise ValueError(f"target.max_params={self.max_params}: expected a whole number")
         given = [k for k in SIZE_CRITERIA if getattr(self, k) is not None]
         if not given:
             raise ValueError(

@@ -22,7 +22,6 @@ overwritten: an existing path raises ``FileExistsError``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +29,15 @@ import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
 
+from medprune.models.modes import eval_mode
+
 
 def export_program(
     model: nn.Module, example_input: torch.Tensor, *, dynamic: bool = True
 ) -> ExportedProgram:
     """``torch.export`` the model in eval mode (its train/eval mode is given back afterwards)."""
     trace_input, shapes = _dynamic_shapes(model, example_input, dynamic)
-    with _eval_mode(model):
+    with eval_mode(model):
         return torch.export.export(model, (trace_input,), dynamic_shapes=shapes)
 
 
@@ -78,7 +79,7 @@ def save_onnx(
     path = _new_file(path, ".onnx")
     trace_input, shapes = _dynamic_shapes(model, example_input, dynamic)
     names = _output_names(model, example_input, output_names)
-    with _eval_mode(model):  # the module, not a program: keeps the Dim names in the file
+    with eval_mode(model):  # the module, not a program: keeps the Dim names in the file
         onnx_program = torch.onnx.export(
             model,
             (trace_input,),
@@ -193,24 +194,12 @@ def _output_names(
 
 def _eager_outputs(model: nn.Module, example_input: torch.Tensor) -> list[torch.Tensor]:
     """The model's eval-mode outputs as a flat list (a tensor or a tuple/list of tensors)."""
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         outputs = model(example_input)
     outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
     if not all(isinstance(t, torch.Tensor) for t in outputs):
         raise ValueError("model: expected a tensor or a tuple of tensors as output")
     return [t.detach().cpu() for t in outputs]
-
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    """Eval mode inside (BatchNorm uses running statistics); afterwards every submodule gets
-    its own previous flag back (a frozen BatchNorm in a training net stays frozen)."""
-    flags = {module: module.training for module in model.modules()}
-    try:
-        yield model.eval()
-    finally:
-        for module, training in flags.items():
-            module.training = training
 
 
 def _new_file(path: str | Path, suffix: str) -> Path:

@@ -8,8 +8,8 @@ DependencyGraph (DepGraph, Fang et al. 2023) finds the groups; this module ranks
 channels.
 
 What ``ratio`` means: a *prunable channel* is one output channel of a group's root conv (each
-coupled group counted once; output heads excluded). ``scope="uniform"`` removes ``ratio`` of
-each group's channels (it keeps ``floor(C * (1 - ratio))``); ``scope="global"`` removes
+coupled group counted once; output heads excluded). ``ranking="uniform"`` removes ``ratio`` of
+each group's channels (it keeps ``floor(C * (1 - ratio))``); ``ranking="global"`` removes
 ``ratio`` of all prunable channels in the network, picked by one ranking across layers, so
 layers lose different fractions. Either way each layer keeps at least
 ``ceil(C * (1 - max_layer_ratio))`` and never fewer than one channel. Parameters shrink faster
@@ -30,9 +30,11 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from medprune.models.modes import eval_mode
+
 #: Norm degree of each magnitude criterion, for ``tp.importance.GroupMagnitudeImportance``.
 IMPORTANCES = {"l1": 1, "l2": 2}
-SCOPES = ("global", "uniform")
+RANKINGS = ("global", "uniform")
 _CONV_TYPES = (
     nn.Conv1d,
     nn.Conv2d,
@@ -99,13 +101,13 @@ def _check_fraction(value, name: str, low_open: bool, high_open: bool) -> float:
     return float(value)
 
 
-def _check_arguments(ratio, importance, scope, round_to, max_layer_ratio) -> None:
+def _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio) -> None:
     _check_fraction(ratio, "ratio", low_open=True, high_open=True)
     _check_fraction(max_layer_ratio, "max_layer_ratio", low_open=True, high_open=False)
     if importance not in IMPORTANCES:
         raise ValueError(f"importance={importance!r}: expected one of {sorted(IMPORTANCES)}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope={scope!r}: expected one of {list(SCOPES)}")
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking={ranking!r}: expected one of {list(RANKINGS)}")
     if round_to is not None and (
         not isinstance(round_to, int) or isinstance(round_to, bool) or round_to < 1
     ):
@@ -175,9 +177,9 @@ def _global_counts(widths: list[int], scores: list, ratio: float, caps: list[int
     return counts
 
 
-def _removal_counts(scored, ratio, scope, max_layer_ratio, round_to) -> list[int]:
+def _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to) -> list[int]:
     widths = [len(scores) for _, scores in scored]
-    if scope == "uniform":
+    if ranking == "uniform":
         return [w - channels_to_keep(w, ratio, max_layer_ratio, round_to) for w in widths]
     floors = [_min_keep(w, max_layer_ratio) for w in widths]
     counts = _global_counts(
@@ -191,15 +193,15 @@ def prune_channels(
     example_input: torch.Tensor,
     ratio: float,
     importance: str = "l2",
-    scope: str = "global",
+    ranking: str = "global",
     ignored: Iterable[nn.Module | str] | None = None,
     round_to: int | None = None,
     max_layer_ratio: float = 0.95,
 ) -> nn.Module:
     """Remove about ``ratio`` of the prunable output channels of ``net`` in place; returns ``net``.
 
-    ``ratio`` is a fraction in (0, 1): per group for ``scope="uniform"``, network-wide for
-    ``scope="global"`` (see the module docstring). ``importance`` ranks channels by the
+    ``ratio`` is a fraction in (0, 1): per group for ``ranking="uniform"``, network-wide for
+    ``ranking="global"`` (see the module docstring). ``importance`` ranks channels by the
     ``"l1"`` or ``"l2"`` magnitude of all coupled weights. Output heads and ``ignored``
     (modules or qualified names such as ``"dist"``) keep their output channels. Each call
     traces a fresh dependency graph on ``example_input`` (a batch the net accepts), so it can
@@ -209,33 +211,29 @@ def prune_channels(
     holds parameters) after pruning. Per-module training flags and ``requires_grad`` are
     restored, and BatchNorm running statistics are untouched (tracing runs in eval mode).
     """
-    _check_arguments(ratio, importance, scope, round_to, max_layer_ratio)
+    _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio)
     if not isinstance(example_input, torch.Tensor):
         raise ValueError(f"example_input: expected a tensor batch, got {type(example_input)}")
     ignored_modules = _ignored_modules(net, ignored)
-    training = {m: m.training for m in net.modules()}
     trainable = {name: p.requires_grad for name, p in net.named_parameters()}
-    try:
-        graph = _build_graph(net, example_input)
-        scored = _scored_groups(graph, ignored_modules, IMPORTANCES[importance])
-        counts = _removal_counts(scored, ratio, scope, max_layer_ratio, round_to)
-        for (root, scores), n in zip(scored, counts):
-            if n <= 0:
-                continue
-            idxs = torch.argsort(scores, stable=True)[:n].tolist()
-            prune_out = graph.get_pruner_of_module(root).prune_out_channels
-            group = graph.get_pruning_group(root, prune_out, idxs)
-            if graph.check_pruning_group(group):  # Torch-Pruning's own guard against empty layers
-                group.prune()
-    finally:
-        _restore_flags(net, training, trainable)
+    with eval_mode(net):  # tracing needs it; every module gets its own flag back
+        try:
+            graph = _build_graph(net, example_input)
+            scored = _scored_groups(graph, ignored_modules, IMPORTANCES[importance])
+            counts = _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to)
+            for (root, scores), n in zip(scored, counts):
+                if n <= 0:
+                    continue
+                idxs = torch.argsort(scores, stable=True)[:n].tolist()
+                prune_out = graph.get_pruner_of_module(root).prune_out_channels
+                group = graph.get_pruning_group(root, prune_out, idxs)
+                if graph.check_pruning_group(group):  # Torch-Pruning: never empty a layer
+                    group.prune()
+        finally:  # pruned layers get new parameters, trainable by default
+            _restore_trainable(net, trainable)
     return net
 
 
-def _restore_flags(net: nn.Module, training: dict, trainable: dict[str, bool]) -> None:
-    """Tracing switches the net to eval mode and pruning re-creates parameters (trainable by
-    default); put back each module's mode and, by name, each parameter's ``requires_grad``."""
-    for m, flag in training.items():
-        m.training = flag
+def _restore_trainable(net: nn.Module, trainable: dict[str, bool]) -> None:
     for name, p in net.named_parameters():
         p.requires_grad_(trainable.get(name, True))

@@ -1,0 +1,85 @@
+"""Sculpting the cardiac U-Net (issue 6): from a trained dense `model=unet` ACDC checkpoint,
+channel pruning to >= 100x fewer parameters within 4 % mean-Dice loss, then on toward the
+paper's 1148x to see where quality breaks.
+
+    python benchmarks/sculpt_cardiac.py [--ckpt <run>/checkpoints/last.ckpt] [--work DIR]
+        [--root ../shared/data/acdc/training] [--compression 100] [--push 1148]
+        [extra prune.py overrides ...]
+
+Without ``--ckpt`` it first trains the dense model with ``experiment=acdc_cpu`` (~25 min on 2
+cores). Then ``prune.py target.compression=<compression> target.max_quality_drop=0.04`` and,
+unless ``--push 0``, ``prune.py target.compression=<push> target.max_quality_drop=0.99``
+(pruning goes on whatever the quality) whose step table shows mean Dice against compression.
+Dice is the held-out patients' per-volume mean (val for the criteria, test for the result);
+latency is the median at batch 1 on a 160 px slice with 2 threads. Run it alone on the
+machine: other jobs distort the latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from runner import ROOT, run_train
+
+
+def show(name: str, s: dict) -> None:
+    b, p = s["baseline"], s["pruned"]
+    print(f"\n== {name}: stopped: {s['stopped']}; chosen step {p['step']}")
+    print(
+        f"{'model':<8}{'params':>12}{'val Dice':>10}{'test Dice':>10}{'torch ms':>10}{'ort ms':>9}"
+    )
+    for label, side in (("dense", b), ("pruned", p)):
+        print(
+            f"{label:<8}{side['params']:>12,}{side['val_quality']:>10.4f}"
+            f"{side['metrics']['test/dice_mean']:>10.4f}{side['latency_ms']:>10.2f}"
+            f"{side['onnx_latency_ms']:>9.2f}"
+        )
+    print(
+        f"compression {s['compression_ratio']:.1f}x, speedup {s['speedup']:.2f}x torch, "
+        f"{s['onnx_speedup']:.2f}x onnxruntime, quality drop {s['quality_drop']:+.2%} val, "
+        f"{s['test_quality_drop']:+.2%} test; criteria met: {s['all_criteria_met']}"
+    )
+    print(f"{'step':>4}{'params':>12}{'compression':>13}{'val Dice':>10}{'torch ms':>10}")
+    for row in s["steps"]:
+        print(
+            f"{row['step']:>4}{row['params']:>12,}{row['compression']:>12.1f}x"
+            f"{row['quality']:>10.4f}{row['latency_ms']:>10.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", help="a trained dense cardiac checkpoint (default: train one)")
+    parser.add_argument("--work", help="folder for the runs (default: a temporary one)")
+    default_root = ROOT.parent / "shared" / "data" / "acdc" / "training"
+    parser.add_argument("--root", default=str(default_root))
+    parser.add_argument("--compression", type=float, default=100)
+    parser.add_argument("--push", type=float, default=1148, help="0: skip the push run")
+    args, extra = parser.parse_known_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        ckpt = args.ckpt
+        if ckpt is None:
+            dense = ["experiment=acdc_cpu", f"data.root={args.root}"]
+            print("python train.py " + " ".join(dense), flush=True)
+            s = run_train(dense, work / "dense")
+            print(
+                f"dense: test mean Dice {s['metrics']['test/dice_mean']:.4f}, "
+                f"{s['process_time_s'] / 60:.1f} min",
+                flush=True,
+            )
+            ckpt = str(work / "dense" / "checkpoints" / "last.ckpt")
+        runs = {"target": [f"target.compression={args.compression}"]}
+        if args.push:
+            runs["push"] = [f"target.compression={args.push}", "target.max_quality_drop=0.99"]
+        for name, overrides in runs.items():
+            command = [f"ckpt={ckpt}", *overrides, *extra]
+            print("python prune.py " + " ".join(command), flush=True)
+            s = run_train(command, work / name, script="prune.py")
+            show(f"{name} ({s['process_time_s'] / 60:.1f} min)", s)
+
+
+if __name__ == "__main__":
+    main()

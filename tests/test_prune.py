@@ -26,6 +26,8 @@ from medprune.sculpt import Sculptor
 # Tiny prune runs: one fine-tuning epoch per step, three timed runs per latency.
 FAST = ["finetune.epochs=1", "trainer.enable_progress_bar=false", "bench.warmup=1"]
 FAST += ["bench.repeats=3", "logger=none"]
+# ... and for the tests of the pruning loop, no ONNX export (the CLI test checks it)
+NO_ONNX = [*FAST, "export.onnx=false"]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,7 @@ def test_cli_structured_end_to_end(trained, tmp_path):
 def test_unstructured_path_prunes_weights_and_writes_the_sparse_file(trained, tmp_path):
     cfg = compose_prune(
         [f"ckpt={trained}", "pruning=global", "sparsity=0.75", "target.compression=2"]
-        + ["target.max_quality_drop=0.99", *FAST, f"paths.output_dir={tmp_path / 'p'}"]
+        + ["target.max_quality_drop=0.99", *NO_ONNX, f"paths.output_dir={tmp_path / 'p'}"]
     )
     s = sculpt(cfg)
     assert s["pruned"]["step"] == 1 and s["criteria"]["compression"]["met"]
@@ -133,7 +135,7 @@ def test_loop_stops_at_a_quality_breach_and_hands_back_the_step_before(
     out = tmp_path / "p"
     cfg = compose_prune(
         [f"ckpt={trained}", "target.compression=10", "target.max_quality_drop=0.04"]
-        + ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "pruning.max_steps=5", *FAST]
+        + ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "pruning.max_steps=5", *NO_ONNX]
         + [f"paths.output_dir={out}"]
     )
     s = sculpt(cfg)
@@ -150,11 +152,14 @@ def test_loop_stops_at_a_quality_breach_and_hands_back_the_step_before(
 def test_dense_model_meeting_the_criteria_is_not_pruned(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(Sculptor, "fine_tune", fail_fine_tune)
     cfg = compose_prune(
-        [f"ckpt={trained}", "target.compression=1", *FAST, f"paths.output_dir={tmp_path / 'p'}"]
+        [f"ckpt={trained}", "target.compression=1", *NO_ONNX, f"paths.output_dir={tmp_path / 'p'}"]
     )
     s = sculpt(cfg)
     assert s["stopped"] == "criteria met" and s["pruned"]["step"] == 0
     assert s["compression_ratio"] == 1.0 and len(s["steps"]) == 1
+    # export.onnx=false: the program only, torch timings only
+    assert (tmp_path / "p" / "model.pt2").is_file()
+    assert not (tmp_path / "p" / "model.onnx").exists() and s["pruned"]["onnx_latency_ms"] is None
 
 
 def fail_fine_tune(self, callbacks=None):

@@ -196,12 +196,12 @@ def test_resume_mid_schedule_keeps_zeros_and_ends_at_target(tiny_cfg, tmp_path):
 
 
 def test_a_failed_export_keeps_the_summary(tiny_cfg, monkeypatch):
-    from medprune import run
+    from medprune import job
 
     def overflow(*args, **kwargs):
         raise ValueError("seg.head.weight: a value beyond float16's range")
 
-    monkeypatch.setattr(run, "save_sparse", overflow)
+    monkeypatch.setattr(job, "save_sparse", overflow)
     with pytest.warns(UserWarning, match="sparse export skipped: seg.head.weight"):
         summary = train(tiny_cfg("pruning=global"))
     written = json.loads((ROOT / summary["output_dir"] / "summary.json").read_text())

@@ -215,6 +215,8 @@ def validate_prune_config(cfg: DictConfig) -> None:
         isinstance(cfg.finetune.lr, (int, float)) and cfg.finetune.lr > 0
     ):
         raise ValueError(f"finetune.lr={cfg.finetune.lr!r}: expected null or a rate > 0")
+    if not isinstance(cfg.export.onnx, bool):
+        raise ValueError(f"export.onnx={cfg.export.onnx!r}: expected true or false")
     _positive_int(cfg.bench.threads, "bench.threads")
     _positive_int(cfg.bench.warmup, "bench.warmup", low=0)
     _positive_int(cfg.bench.repeats, "bench.repeats")

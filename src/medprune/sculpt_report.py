@@ -37,20 +37,22 @@ def _bench(sculptor: Sculptor, dense_net: nn.Module, export: dict[str, Any]) -> 
     models = {"baseline": dense_net, "pruned": sculptor.module.net}
     result = {name: {"torch": torch_latency(net, *args)} for name, net in models.items()}
     for name, key in (("baseline", "baseline_onnx"), ("pruned", "onnx")):
-        result[name]["onnxruntime"] = onnx_latency(Path(export[key]), *args)
+        if key in export:  # export.onnx=false: torch only
+            result[name]["onnxruntime"] = onnx_latency(Path(export[key]), *args)
     return result
 
 
 def _export(sculptor: Sculptor, dense_net: nn.Module) -> dict[str, Any]:
     out, net, example = sculptor.out, sculptor.module.net, sculptor.example
-    export = {
-        "program": str(save_program(net, example, out / PROGRAM_FILE)),
-        "onnx": str(save_onnx(net, example, out / ONNX_FILE)),
-        "baseline_onnx": str(save_onnx(dense_net, example, out / BASELINE_ONNX_FILE)),
-    }
-    # ONNX Runtime against eager torch on the same input: outside tolerance raises
-    export["onnx_max_abs_diff"] = check_onnx(net, export["onnx"], example)
-    export["baseline_onnx_max_abs_diff"] = check_onnx(dense_net, export["baseline_onnx"], example)
+    export = {"program": str(save_program(net, example, out / PROGRAM_FILE))}
+    if sculptor.cfg.export.onnx:
+        export["onnx"] = str(save_onnx(net, example, out / ONNX_FILE))
+        export["baseline_onnx"] = str(save_onnx(dense_net, example, out / BASELINE_ONNX_FILE))
+        # ONNX Runtime against eager torch on the same input: outside tolerance raises
+        export["onnx_max_abs_diff"] = check_onnx(net, export["onnx"], example)
+        export["baseline_onnx_max_abs_diff"] = check_onnx(
+            dense_net, export["baseline_onnx"], example
+        )
     if sculptor.cfg.pruning.scope != "structured":  # zeros only pay off in the sparse file
         try:
             export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
@@ -93,6 +95,9 @@ def deliver(
     export = _export(sculptor, dense_net)
     bench = _bench(sculptor, dense_net, export)
     latency = {k: v["torch"]["median_ms"] for k, v in bench.items()}
+    onnx = {
+        k: v["onnxruntime"]["median_ms"] if "onnxruntime" in v else None for k, v in bench.items()
+    }
     base = dataclasses.replace(baseline[0], latency_ms=latency["baseline"])
     pick = dataclasses.replace(pruned[0], latency_ms=latency["pruned"])
     test_key = sculptor.metric.replace("val/", "test/", 1)
@@ -106,7 +111,7 @@ def deliver(
             "val_quality": base.quality,
             "params": base.params,
             "latency_ms": base.latency_ms,
-            "onnx_latency_ms": bench["baseline"]["onnxruntime"]["median_ms"],
+            "onnx_latency_ms": onnx["baseline"],
             **dense[1],
         },
         "pruned": {
@@ -115,13 +120,12 @@ def deliver(
             "val_quality": pick.quality,
             "params": pick.params,
             "latency_ms": pick.latency_ms,
-            "onnx_latency_ms": bench["pruned"]["onnxruntime"]["median_ms"],
+            "onnx_latency_ms": onnx["pruned"],
             **pruned[2],
         },
         "compression_ratio": base.params / pick.params,
         "speedup": base.latency_ms / pick.latency_ms,
-        "onnx_speedup": bench["baseline"]["onnxruntime"]["median_ms"]
-        / bench["pruned"]["onnxruntime"]["median_ms"],
+        "onnx_speedup": onnx["baseline"] / onnx["pruned"] if onnx["pruned"] else None,
         "quality_drop": quality_drop(base.quality, pick.quality, higher),
         "test_quality_drop": quality_drop(
             baseline[1].get(test_key, float("nan")), pruned[1].get(test_key, float("nan")), higher
@@ -148,7 +152,7 @@ def wandb_values(summary: dict[str, Any]) -> dict[str, Any]:
         for k in ("compression_ratio", "speedup", "onnx_speedup", "quality_drop")
     }
     for side in ("baseline", "pruned"):
-        for key in ("params", "latency_ms", "val_quality"):
+        for key in ("params", "latency_ms", "onnx_latency_ms", "val_quality"):
             values[f"{side}/{key}"] = summary[side][key]
         values.update({f"{side}/{k}": v for k, v in summary[side]["metrics"].items()})
     return values
@@ -158,6 +162,10 @@ def render_report(s: dict[str, Any]) -> str:
     """report.md: the result in one table, the criteria, and every step."""
     b, p = s["baseline"], s["pruned"]
     metric = s["main_metric"]
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
     lines = [
         f"# prune.py report: {s['task']}, pruning={s['pruning']['scope']}",
         "",
@@ -172,12 +180,12 @@ def render_report(s: dict[str, Any]) -> str:
     for name, side in (("dense", b), ("pruned", p)):
         lines.append(
             f"| {name} | {side['params']:,} | {side['val_quality']:.4f} | "
-            f"{side['latency_ms']:.2f} | {side['onnx_latency_ms']:.2f} |"
+            f"{side['latency_ms']:.2f} | {ms(side['onnx_latency_ms'])} |"
         )
     lines += [
         "",
         f"Compression {s['compression_ratio']:.1f}x, speedup {s['speedup']:.2f}x (torch), "
-        f"{s['onnx_speedup']:.2f}x (onnxruntime), quality drop {s['quality_drop']:+.2%} on val, "
+        f"{ms(s['onnx_speedup'])}x (onnxruntime), quality drop {s['quality_drop']:+.2%} on val, "
         f"{s['test_quality_drop']:+.2%} on test.",
         "",
         "| criterion | target | value | met |",

@@ -191,3 +191,21 @@ def test_flags_are_restored_and_the_pruned_net_trains():
     net.eval()
     prune_channels(net, _x(), 0.5)
     assert not net.training
+
+
+def test_cost_ranking_removes_the_most_expensive_channels_first():
+    """All weights equal: magnitudes tie, so "cost" removes channels by the parameters each
+    one holds. In UNet(3, 1, 4, 3) a channel of encoder.1.3 holds the most, by hand: its own
+    3x3x8 filter (72), BatchNorm (2), a 3x3 slice of each of encoder.2.0's 16 filters (144)
+    and, through the skip, of decoder.0.conv.0's 8 filters (72): 290, against 218 for the
+    next (encoder.2.0, decoder.0.conv.0). With 2 of the 92 prunable channels to go, both
+    come from encoder.1.3."""
+    net = UNet(3, 1, 4, 3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)
+    before = channel_widths(net)
+    prune_channels(net, _x(), 2 / 92, ranking="cost")
+    after = channel_widths(net)
+    changed = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
+    assert changed == {"encoder.1.3": (8, 6)}

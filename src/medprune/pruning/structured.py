@@ -11,7 +11,9 @@ What ``ratio`` means: a *prunable channel* is one output channel of a group's ro
 coupled group counted once; output heads excluded). ``ranking="uniform"`` removes ``ratio`` of
 each group's channels (it keeps ``floor(C * (1 - ratio))``); ``ranking="global"`` removes
 ``ratio`` of all prunable channels in the network, picked by one ranking across layers, so
-layers lose different fractions. Either way each layer keeps at least
+layers lose different fractions; ``ranking="cost"`` does the same with each channel's score
+divided by the parameters it holds (relative to the network's mean channel), so channels of
+the wide deep layers, where most parameters are, go first. Either way each layer keeps at least
 ``ceil(C * (1 - max_layer_ratio))`` and never fewer than one channel. Parameters shrink faster
 than channels (a 3x3 conv whose inputs and outputs both halve keeps a quarter of its weights).
 
@@ -34,7 +36,7 @@ from medprune.models.modes import eval_mode
 
 #: Norm degree of each magnitude criterion, for ``tp.importance.GroupMagnitudeImportance``.
 IMPORTANCES = {"l1": 1, "l2": 2}
-RANKINGS = ("global", "uniform")
+RANKINGS = ("global", "cost", "uniform")
 _CONV_TYPES = (
     nn.Conv1d,
     nn.Conv2d,
@@ -144,10 +146,30 @@ def _build_graph(net: nn.Module, example_input: torch.Tensor) -> tp.DependencyGr
         )
 
 
+def _channel_cost(group) -> float:
+    """Parameters one channel of the group holds: its slice of every coupled weight (output
+    slices of the producing conv and norm, input slices of every consumer, across skip
+    concatenations), plus the producer's bias."""
+    cost = 0.0
+    for dep, idxs in group:
+        module, handler = dep.target.module, dep.handler.__name__
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.Tensor) or not idxs or weight.dim() == 0:
+            continue
+        transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
+        if handler == "prune_out_channels":
+            cost += weight.numel() / weight.shape[1 if transposed else 0]
+            cost += 1.0 if getattr(module, "bias", None) is not None else 0.0
+        elif handler == "prune_in_channels" and weight.dim() > 1:
+            cost += weight.numel() / weight.shape[0 if transposed else 1]
+    return cost
+
+
 def _scored_groups(graph: tp.DependencyGraph, ignored: list, p: int) -> list:
-    """``[(root module, per-channel score)]``; scores are Torch-Pruning's group magnitude (mean
-    over the coupled layers of the p-th power norms), divided by the group's mean so layers of
-    different size and fan-in compare in a global ranking."""
+    """``[(root module, per-channel score, per-channel parameter cost)]``; scores are
+    Torch-Pruning's group magnitude (mean over the coupled layers of the p-th power norms),
+    divided by the group's mean so layers of different size and fan-in compare in a global
+    ranking."""
     scorer = tp.importance.GroupMagnitudeImportance(p=p)
     roots = (tp.ops.TORCH_CONV, tp.ops.TORCH_LINEAR)
     scored = []
@@ -155,7 +177,8 @@ def _scored_groups(graph: tp.DependencyGraph, ignored: list, p: int) -> list:
         with torch.no_grad():
             scores = scorer(group)
         if scores is not None:
-            scored.append((group[0].dep.target.module, scores.detach().cpu()))
+            root = group[0].dep.target.module
+            scored.append((root, scores.detach().cpu(), _channel_cost(group)))
     return scored
 
 
@@ -178,13 +201,15 @@ def _global_counts(widths: list[int], scores: list, ratio: float, caps: list[int
 
 
 def _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to) -> list[int]:
-    widths = [len(scores) for _, scores in scored]
+    widths = [len(scores) for _, scores, _ in scored]
     if ranking == "uniform":
         return [w - channels_to_keep(w, ratio, max_layer_ratio, round_to) for w in widths]
     floors = [_min_keep(w, max_layer_ratio) for w in widths]
-    counts = _global_counts(
-        widths, [s for _, s in scored], ratio, [w - f for w, f in zip(widths, floors)]
-    )
+    scores = [s for _, s, _ in scored]
+    if ranking == "cost":  # importance per parameter: expensive channels rank lower
+        mean_cost = sum(c * w for (_, _, c), w in zip(scored, widths)) / sum(widths)
+        scores = [s * mean_cost / max(c, 1e-12) for s, (_, _, c) in zip(scores, scored)]
+    counts = _global_counts(widths, scores, ratio, [w - f for w, f in zip(widths, floors)])
     return [w - _round_keep(w - n, w, f, round_to) for w, f, n in zip(widths, floors, counts)]
 
 
@@ -221,7 +246,7 @@ def prune_channels(
             graph = _build_graph(net, example_input)
             scored = _scored_groups(graph, ignored_modules, IMPORTANCES[importance])
             counts = _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to)
-            for (root, scores), n in zip(scored, counts):
+            for (root, scores, _), n in zip(scored, counts):
                 if n <= 0:
                     continue
                 idxs = torch.argsort(scores, stable=True)[:n].tolist()

@@ -69,6 +69,7 @@ class StructuredPruningConfig:
     ranking: str = "global"
     step_ratio: float = 0.2
     max_steps: int = 20
+    patience: int = 0
 
 
 def register_configs() -> None:
@@ -186,6 +187,7 @@ def validate_prune_config(cfg: DictConfig) -> None:
         if cfg.pruning.step_ratio == 0:
             raise ValueError("pruning.step_ratio=0: expected a fraction of channels in (0, 1)")
         _positive_int(cfg.pruning.max_steps, "pruning.max_steps")
+        _positive_int(cfg.pruning.patience, "pruning.patience", low=0)
     else:
         validate_pruning(cfg.pruning)
         if cfg.pruning.scope == "none":

@@ -251,7 +251,8 @@ def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, logge
     (checked on the dense model first: it may already meet the criteria)."""
     cfg, module = sculptor.cfg, sculptor.module
     higher = sculptor.higher_is_better
-    chosen, reason = None, stop_reason(history, targets, cfg.pruning.max_steps, higher)
+    patience = cfg.pruning.patience
+    chosen, reason = None, stop_reason(history, targets, cfg.pruning.max_steps, higher, patience)
     while reason is None:
         before = count_parameters(module.net)
         prune_channels(
@@ -269,7 +270,7 @@ def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, logge
         _record(history, rows, result, val, sculptor, loggers)
         if select_step(history, targets, higher) is result:
             chosen = sculptor.snapshot()
-        reason = stop_reason(history, targets, cfg.pruning.max_steps, higher)
+        reason = stop_reason(history, targets, cfg.pruning.max_steps, higher, patience)
     return reason, chosen
 
 

@@ -51,6 +51,24 @@ def test_quality_breach_stops_and_hands_back_the_last_step_within_tolerance() ->
     assert criteria_met(chosen, BASE, targets)["max_params"] is False
 
 
+def test_patience_prunes_on_past_a_noisy_step() -> None:
+    targets = Targets(compression=100, max_quality_drop=0.04)
+    # 0.76 is 5 % below 0.80 (past 4 %), 0.78 is back within it, then two steps past
+    history = run((5_000, 0.79, None), (2_500, 0.76, None), (1_200, 0.78, None))
+    history += run((600, 0.70, None), (300, 0.60, None))[1:]
+    history = [StepResult(i, r.params, r.quality) for i, r in enumerate(history)]
+    assert stop_reason(history[:3], targets, max_steps=10) == (
+        "quality drop beyond target.max_quality_drop"
+    )
+    assert stop_reason(history[:3], targets, max_steps=10, patience=1) is None
+    assert stop_reason(history[:4], targets, max_steps=10, patience=1) is None
+    assert stop_reason(history[:5], targets, max_steps=10, patience=1) is None
+    assert stop_reason(history, targets, max_steps=10, patience=1) == (
+        "quality drop beyond target.max_quality_drop for 2 steps in a row"
+    )
+    assert select_step(history, targets).step == 3  # 1,200 params at 0.78
+
+
 def test_max_steps_and_baseline_fallback() -> None:
     targets = Targets(compression=100, max_quality_drop=0.01)
     history = run((5_000, 0.75, None), (2_000, 0.74, None))

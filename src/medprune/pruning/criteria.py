@@ -127,14 +127,23 @@ def stop_reason(
     targets: Targets,
     max_steps: int,
     higher_is_better: bool = True,
+    patience: int = 0,
 ) -> str | None:
     """Why the loop should stop after the last step of ``history`` (step 0 = baseline), or
-    None to prune on."""
+    None to prune on. ``patience``: steps in a row past the quality tolerance that are
+    allowed before stopping (val quality is noisy from one step to the next; a later step
+    may come back within it)."""
     baseline, last = history[0], history[-1]
+    within = [
+        criteria_met(r, baseline, targets, higher_is_better)["max_quality_drop"] for r in history
+    ]
+    breaches = len(within) - 1 - max(i for i, ok in enumerate(within) if ok)
+    if breaches > patience:
+        return "quality drop beyond target.max_quality_drop" + (
+            f" for {breaches} steps in a row" if patience else ""
+        )
     met = criteria_met(last, baseline, targets, higher_is_better)
-    if not met.pop("max_quality_drop"):
-        return "quality drop beyond target.max_quality_drop"
-    if all(met.values()):
+    if met.pop("max_quality_drop") and all(met.values()):
         return "criteria met"
     if last.step >= max_steps:
         return f"pruning.max_steps={max_steps} reached"

@@ -37,14 +37,8 @@ from medprune.models.modes import eval_mode
 #: Norm degree of each magnitude criterion, for ``tp.importance.GroupMagnitudeImportance``.
 IMPORTANCES = {"l1": 1, "l2": 2}
 RANKINGS = ("global", "cost", "uniform")
-_CONV_TYPES = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-)
+#: Every conv and transposed conv, 1d to 3d (torch's common base class).
+_CONV = nn.modules.conv._ConvNd
 # Keeps floor(C * (1 - ratio)) from losing a channel to float error: 10 * (1 - 0.9) = 0.99999...
 _EPS = 1e-6
 
@@ -55,7 +49,7 @@ def count_parameters(net: nn.Module) -> int:
 
 def channel_widths(net: nn.Module) -> dict[str, int]:
     """``{module name: out_channels}`` of every conv and transposed conv, in module order."""
-    return {name: m.out_channels for name, m in net.named_modules() if isinstance(m, _CONV_TYPES)}
+    return {name: m.out_channels for name, m in net.named_modules() if isinstance(m, _CONV)}
 
 
 def output_layers(net: nn.Module) -> list[nn.Module]:

@@ -278,9 +278,7 @@ def _unstructured_step(sculptor: Sculptor, targets: Targets, history, rows, logg
     """Gradual magnitude pruning to ``sparsity`` during one fine-tuning run; the parameter
     count of the result is its non-zero parameters."""
     cfg, net = sculptor.cfg, sculptor.module.net
-    callback = pruning_callback(cfg.pruning)
-    callback.resolve(callback.network(sculptor.module))
-    sculptor.fine_tune([callback])
+    sculptor.fine_tune([pruning_callback(cfg.pruning)])  # its setup selects the layers
     nonzero = sum(int(torch.count_nonzero(p)) for p in net.parameters())
     result, val = sculptor.score(1, nonzero)
     _record(history, rows, result, val, sculptor, loggers)

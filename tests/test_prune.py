@@ -22,6 +22,7 @@ from medprune.pruning.deploy import load_program
 from medprune.pruning.structured import count_parameters
 from medprune.run import sculpt, train
 from medprune.sculpt import Sculptor
+from medprune.tasks import CardiacSegmentationTask
 
 # Tiny prune runs: one fine-tuning epoch per step, three timed runs per latency.
 FAST = ["finetune.epochs=1", "trainer.enable_progress_bar=false", "bench.warmup=1"]
@@ -149,6 +150,30 @@ def test_loop_stops_at_a_quality_breach_and_hands_back_the_step_before(
     assert s["quality_drop"] == pytest.approx(0.0125)
 
 
+def test_fine_tuning_distils_from_the_frozen_dense_model(trained, tmp_path, monkeypatch):
+    """finetune.distill: each pruned step trains against the dense network (all its
+    parameters, unchanged), and the teacher is dropped before the model is handed back."""
+    seen = []
+    real_loss = CardiacSegmentationTask.distillation_loss
+
+    def distillation_loss(self, outputs, target):
+        (teacher,) = self._teacher
+        seen.append((self, count_parameters(teacher), count_parameters(self.net)))
+        return real_loss(self, outputs, target)
+
+    monkeypatch.setattr(CardiacSegmentationTask, "distillation_loss", distillation_loss)
+    cfg = compose_prune(
+        [f"ckpt={trained}", "target.compression=3", "target.max_quality_drop=0.99"]
+        + ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "finetune.distill=0.5"]
+        + [*NO_ONNX, f"paths.output_dir={tmp_path / 'p'}"]
+    )
+    s = sculpt(cfg)
+    dense, pruned = count_parameters(UNet(1, 4, 4, 3)), count_parameters(UNet(1, 4, 2, 3))
+    assert s["pruned"]["params"] == pruned  # one step of uniform halving meets 3x
+    assert seen and {(t, n) for _, t, n in seen} == {(dense, pruned)}
+    assert seen[0][0]._teacher is None
+
+
 def test_dense_model_meeting_the_criteria_is_not_pruned(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(Sculptor, "fine_tune", fail_fine_tune)
     cfg = compose_prune(
@@ -188,6 +213,7 @@ def fail_fine_tune(self, callbacks=None):
         (["target.max_latency_ms=0.000001"], ValueError, "even the smallest model"),
         (["pruning=global", "finetune.epochs=0"], ValueError, "finetune.epochs=0"),
         (["target.max_params=12.5"], ValueError, "target.max_params=12.5"),
+        (["finetune.distill=-1"], ValueError, "finetune.distill=-1: expected a loss weight"),
     ],
 )
 def test_bad_criteria_fail_before_any_fine_tuning(

@@ -217,6 +217,11 @@ def validate_prune_config(cfg: DictConfig) -> None:
         isinstance(cfg.finetune.lr, (int, float)) and cfg.finetune.lr > 0
     ):
         raise ValueError(f"finetune.lr={cfg.finetune.lr!r}: expected null or a rate > 0")
+    distill = cfg.finetune.distill
+    if isinstance(distill, bool) or not (isinstance(distill, (int, float)) and distill >= 0):
+        raise ValueError(
+            f"finetune.distill={distill!r}: expected a loss weight >= 0 (0 = no distillation)"
+        )
     if not isinstance(cfg.export.onnx, bool):
         raise ValueError(f"export.onnx={cfg.export.onnx!r}: expected true or false")
     _positive_int(cfg.bench.threads, "bench.threads")

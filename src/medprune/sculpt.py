@@ -129,12 +129,15 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
         history, rows = [], []
         base, val = sculptor.score(0, count_parameters(sculptor.module.net))
         dense = sculptor.snapshot()  # with the thresholds just tuned for the dense network
+        if cfg.finetune.distill:  # a copy: the dense snapshot may be handed back unfrozen
+            sculptor.module.set_teacher(copy.deepcopy(dense[0]), cfg.finetune.distill)
         _record(history, rows, base, val, sculptor, loggers)
         baseline_test = sculptor.test()
         if cfg.pruning.scope == "structured":
             reason, chosen = _structured_steps(sculptor, targets, history, rows, loggers)
         else:
             reason, chosen = _unstructured_step(sculptor, targets, history, rows, loggers)
+        sculptor.module.set_teacher(None)
         pick = select_step(history, targets, sculptor.higher_is_better)
         chosen = chosen if pick.step > 0 else dense
         sculptor.restore(chosen)

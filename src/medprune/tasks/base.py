@@ -1,5 +1,6 @@
 """What every medprune task shares: the network in channels-last, Adam with an optional cosine
-decay, and val/test hooks routed to the task's own ``_eval_step`` / ``_eval_epoch_end``."""
+decay, optional distillation from a frozen teacher, and val/test hooks routed to the task's own
+``_eval_step`` / ``_eval_epoch_end``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ class SegmentationTask(L.LightningModule):
     """Subclasses call ``save_hyperparameters`` (with ``lr``, ``weight_decay``,
     ``cosine_schedule``, ``channels_last``) and then ``self.attach(net)``."""
 
+    # (teacher,): a tuple so the teacher is no submodule, hence not in parameters() (the
+    # optimizer), the state_dict or checkpoints. None: no distillation.
+    _teacher: tuple[nn.Module] | None = None
+    _distill_weight = 0.0
+
     def attach(self, net: nn.Module) -> None:
         if not self.hparams.lr > 0:
             raise ValueError(f"task.lr={self.hparams.lr!r}: expected a learning rate > 0")
@@ -26,6 +32,31 @@ class SegmentationTask(L.LightningModule):
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         return self.net(image)
+
+    def set_teacher(self, teacher: nn.Module | None, weight: float = 1.0) -> None:
+        """Knowledge distillation (prune.py fine-tuning): the training loss gains ``weight *
+        distillation_loss(outputs, teacher outputs)``. The teacher is frozen and run in eval
+        mode (BatchNorm running statistics); ``None`` switches distillation off."""
+        if teacher is not None and not weight > 0:
+            raise ValueError(f"distillation weight={weight!r}: expected > 0")
+        self._teacher = None if teacher is None else (teacher.eval().requires_grad_(False),)
+        self._distill_weight = float(weight)
+
+    def distilled(self, image: torch.Tensor, outputs: Any, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus the weighted distillation term when a teacher is set (logged as
+        ``train/distill_loss``)."""
+        if self._teacher is None:
+            return loss
+        (teacher,) = self._teacher
+        with torch.no_grad():
+            target = teacher(image)
+        distill = self.distillation_loss(outputs, target)
+        self.log("train/distill_loss", distill, batch_size=image.shape[0])
+        return loss + self._distill_weight * distill
+
+    def distillation_loss(self, outputs: Any, target: Any) -> torch.Tensor:
+        """How far the network's raw outputs are from the teacher's, per task."""
+        raise NotImplementedError(f"{type(self).__name__} does not support distillation")
 
     def finish_fit(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
         """Work after ``trainer.fit`` and before the test (e.g. tuning post-processing)."""

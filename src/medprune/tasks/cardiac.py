@@ -56,9 +56,16 @@ class CardiacSegmentationTask(SegmentationTask):
         self.metrics = nn.ModuleDict({stage: VolumeMetrics() for stage in ("val", "test")})
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = dice_ce_loss(self(batch["image"]), batch["label"])
+        logits = self(batch["image"])
+        loss = self.distilled(batch["image"], logits, dice_ce_loss(logits, batch["label"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
+
+    def distillation_loss(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-pixel KL(teacher || network) of the class distributions, mean over pixels."""
+        log_p = F.log_softmax(outputs, dim=1)
+        log_q = F.log_softmax(target, dim=1)
+        return (log_q.exp() * (log_q - log_p)).sum(dim=1).mean()
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         logits = self(batch["image"])

@@ -129,11 +129,26 @@ class NucleiSegmentationTask(SegmentationTask):
                 f"divisible by {self.multiple}: set data.patch_size (real tiles) or "
                 f"data.train_crop (built-in tiles) to a multiple of {self.multiple}"
             )
-        losses, _, _ = self._losses(batch)
+        losses, seg_logits, distance = self._losses(batch)
+        loss = self.distilled(batch["image"], (seg_logits, distance), losses["loss"])
         n = batch["image"].shape[0]
-        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=n)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log_dict({f"train/{k}": losses[k] for k in ("seg_loss", "dist_loss")}, batch_size=n)
-        return losses["loss"]
+        return loss
+
+    def distillation_loss(
+        self,
+        outputs: tuple[torch.Tensor, torch.Tensor],
+        target: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """Per-pixel KL(teacher || network) of the foreground probability, plus the MSE to
+        the teacher's distance map weighted by ``dist_loss_weight`` as in the task loss."""
+        (seg, distance), (seg_teacher, distance_teacher) = outputs, target
+        p = torch.sigmoid(seg_teacher)
+        kl = p * (F.logsigmoid(seg_teacher) - F.logsigmoid(seg)) + (1 - p) * (
+            F.logsigmoid(-seg_teacher) - F.logsigmoid(-seg)
+        )
+        return kl.mean() + self.hparams.dist_loss_weight * F.mse_loss(distance, distance_teacher)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         losses, seg_logits, distance = self._losses(batch, whole_tiles=True)

@@ -96,6 +96,9 @@ def test_cli_structured_end_to_end(trained, tmp_path):
     np.testing.assert_allclose(onnx_y, y.numpy(), rtol=1e-3, atol=1e-4)
     report = (out / "report.md").read_text()
     assert "| compression | 3 |" in report and report in proc.stdout
+    # each step is logged as it finishes (console and prune.log)
+    step1 = f"step 1: {pruned['params']:,} params ({s['compression_ratio']:.1f}x)"
+    assert step1 in (out / "prune.log").read_text()
 
 
 def test_unstructured_path_prunes_weights_and_writes_the_sparse_file(trained, tmp_path):

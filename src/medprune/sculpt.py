@@ -13,6 +13,7 @@ exported (``model.pt2``, ``model.onnx``) and benchmarked against the dense model
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from medprune.job import (
 from medprune.pruning.criteria import StepResult, Targets, select_step, stop_reason
 from medprune.pruning.structured import channel_widths, count_parameters, prune_channels
 from medprune.sculpt_report import deliver, wandb_values
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -247,6 +250,17 @@ def _record(history, rows, result: StepResult, val, sculptor: Sculptor, loggers)
     scalars = {f"sculpt/{k}": row[k] for k in ("params", "compression", "quality", "latency_ms")}
     for logger in loggers:
         logger.log_metrics(scalars, step=result.step)
+        logger.save()  # a long run's steps are on disk (metrics.csv) as they finish
+    log.info(
+        "step %d: %s params (%.1fx), %s %.4f (%+.2f %% vs dense), %.2f ms",
+        result.step,
+        f"{result.params:,}",
+        row["compression"],
+        sculptor.metric,
+        result.quality,
+        100 * (result.quality / base.quality - 1) if base.quality else 0.0,
+        result.latency_ms,
+    )
 
 
 def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, loggers):

@@ -153,6 +153,35 @@ def test_loop_stops_at_a_quality_breach_and_hands_back_the_step_before(
     assert s["quality_drop"] == pytest.approx(0.0125)
 
 
+def test_a_step_past_the_tolerance_gets_its_recovery_epochs_and_is_scored_again(
+    trained, tmp_path, monkeypatch
+):
+    """Val quality forced to 0.8 (dense), 0.5 at step 1 (-37.5 %), 0.79 after recovery
+    (-1.25 %), then 0.78 at step 2 (16x), within at once: one recovery run, of 3 epochs."""
+    qualities = iter([0.8, 0.5, 0.79, 0.78])
+    real_score, runs = Sculptor.score, []
+
+    def score(self, step, params):
+        result, val = real_score(self, step, params)
+        return dataclasses.replace(result, quality=next(qualities)), val
+
+    def fine_tune(self, callbacks=None, epochs=None):
+        runs.append(epochs)
+
+    monkeypatch.setattr(Sculptor, "score", score)
+    monkeypatch.setattr(Sculptor, "fine_tune", fine_tune)
+    cfg = compose_prune(
+        [f"ckpt={trained}", "target.compression=10", "target.max_quality_drop=0.04"]
+        + ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "pruning.max_steps=2"]
+        + ["finetune.recover_epochs=3", *NO_ONNX, f"paths.output_dir={tmp_path / 'p'}"]
+    )
+    s = sculpt(cfg)
+    assert runs == [None, 3, None]  # step 1, its recovery, step 2
+    assert [row["quality"] for row in s["steps"]] == [0.8, 0.79, 0.78]
+    assert [row["epochs"] for row in s["steps"]] == [0, 4, 1]
+    assert s["pruned"]["step"] == 2 and s["stopped"] == "criteria met"  # 16x >= 10x
+
+
 def test_fine_tuning_distils_from_the_frozen_dense_model(trained, tmp_path, monkeypatch):
     """finetune.distill: each pruned step trains against the dense network (all its
     parameters, unchanged), and the teacher is dropped before the model is handed back."""
@@ -217,6 +246,7 @@ def fail_fine_tune(self, callbacks=None):
         (["pruning=global", "finetune.epochs=0"], ValueError, "finetune.epochs=0"),
         (["target.max_params=12.5"], ValueError, "target.max_params=12.5"),
         (["finetune.distill=-1"], ValueError, "finetune.distill=-1: expected a loss weight"),
+        (["finetune.recover_epochs=-2"], ValueError, "finetune.recover_epochs=-2"),
     ],
 )
 def test_bad_criteria_fail_before_any_fine_tuning(

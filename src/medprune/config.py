@@ -213,6 +213,7 @@ def validate_prune_config(cfg: DictConfig) -> None:
             "device; use trainer=default (or trainer=gpu) with devices=1"
         )
     _positive_int(cfg.finetune.epochs, "finetune.epochs", low=0)
+    _positive_int(cfg.finetune.recover_epochs, "finetune.recover_epochs", low=0)
     if cfg.finetune.lr is not None and not (
         isinstance(cfg.finetune.lr, (int, float)) and cfg.finetune.lr > 0
     ):

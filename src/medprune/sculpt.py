@@ -33,7 +33,13 @@ from medprune.job import (
     pruning_callback,
     update_wandb_summary,
 )
-from medprune.pruning.criteria import StepResult, Targets, select_step, stop_reason
+from medprune.pruning.criteria import (
+    StepResult,
+    Targets,
+    criteria_met,
+    select_step,
+    stop_reason,
+)
 from medprune.pruning.structured import channel_widths, count_parameters, prune_channels
 from medprune.sculpt_report import deliver, wandb_values
 
@@ -58,13 +64,16 @@ class Sculptor:
         kwargs.update(overrides)
         return instantiate(self.cfg.trainer, default_root_dir=str(self.out), **kwargs)
 
-    def fine_tune(self, callbacks: list[L.Callback] | None = None) -> None:
-        """``finetune.epochs`` epochs; a new Trainer builds a new optimizer for the (possibly
-        reshaped) parameters. Validation is left to ``score``."""
-        if self.cfg.finetune.epochs == 0:
+    def fine_tune(
+        self, callbacks: list[L.Callback] | None = None, epochs: int | None = None
+    ) -> None:
+        """``epochs`` (default ``finetune.epochs``) epochs; a new Trainer builds a new
+        optimizer for the (possibly reshaped) parameters. Validation is left to ``score``."""
+        epochs = self.cfg.finetune.epochs if epochs is None else epochs
+        if epochs == 0:
             return
         trainer = self.trainer(
-            max_epochs=self.cfg.finetune.epochs,
+            max_epochs=epochs,
             limit_val_batches=0,
             num_sanity_val_steps=0,
             callbacks=callbacks or [],
@@ -237,11 +246,12 @@ def _check_reachable(sculptor: Sculptor, targets: Targets) -> None:
         )
 
 
-def _record(history, rows, result: StepResult, val, sculptor: Sculptor, loggers) -> None:
+def _record(history, rows, result: StepResult, val, sculptor, loggers, epochs: int = 0) -> None:
     history.append(result)
     base = history[0]
     row = {
         **asdict(result),
+        "epochs": epochs,  # fine-tuning epochs of this step
         "compression": base.params / result.params,
         "val": val,
         "widths": channel_widths(sculptor.module.net),
@@ -284,7 +294,13 @@ def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, logge
         module.attach(module.net)  # new parameters: back to channels-last
         sculptor.fine_tune()
         result, val = sculptor.score(len(history), count_parameters(module.net))
-        _record(history, rows, result, val, sculptor, loggers)
+        epochs, extra = cfg.finetune.epochs, cfg.finetune.recover_epochs
+        if extra and not criteria_met(result, history[0], targets, higher)["max_quality_drop"]:
+            log.info("step %d: past the quality tolerance; %d recovery epochs", result.step, extra)
+            sculptor.fine_tune(epochs=extra)  # a new optimizer: the cosine decay restarts
+            result, val = sculptor.score(result.step, result.params)
+            epochs += extra
+        _record(history, rows, result, val, sculptor, loggers, epochs)
         if select_step(history, targets, higher) is result:
             chosen = sculptor.snapshot()
         reason = stop_reason(history, targets, cfg.pruning.max_steps, higher, patience)
@@ -298,7 +314,7 @@ def _unstructured_step(sculptor: Sculptor, targets: Targets, history, rows, logg
     sculptor.fine_tune([pruning_callback(cfg.pruning)])  # its setup selects the layers
     nonzero = sum(int(torch.count_nonzero(p)) for p in net.parameters())
     result, val = sculptor.score(1, nonzero)
-    _record(history, rows, result, val, sculptor, loggers)
+    _record(history, rows, result, val, sculptor, loggers, cfg.finetune.epochs)
     reason = stop_reason(history, targets, 1, sculptor.higher_is_better)
     if reason.startswith("pruning.max_steps"):  # one step here: name what set its size
         reason = f"sparsity={cfg.pruning.target_sparsity} reached without every criterion met"

@@ -196,12 +196,12 @@ def render_report(s: dict[str, Any]) -> str:
         lines.append(f"| {key} | {c['target']:,.4g} | {value} | {'yes' if c['met'] else 'NO'} |")
     lines += [
         "",
-        f"| step | params | compression | {metric} | torch ms |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        f"| step | params | compression | {metric} | torch ms | epochs |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in s["steps"]:
         lines.append(
             f"| {row['step']} | {row['params']:,} | {row['compression']:.1f}x | "
-            f"{row['quality']:.4f} | {row['latency_ms']:.2f} |"
+            f"{row['quality']:.4f} | {row['latency_ms']:.2f} | {row['epochs']} |"
         )
     return "\n".join(lines) + "\n"

@@ -247,6 +247,12 @@ def fail_fine_tune(self, callbacks=None):
         (["target.max_params=12.5"], ValueError, "target.max_params=12.5"),
         (["finetune.distill=-1"], ValueError, "finetune.distill=-1: expected a loss weight"),
         (["finetune.recover_epochs=-2"], ValueError, "finetune.recover_epochs=-2"),
+        (  # a floor of 8 channels keeps 4,900 of 7,492 parameters: 1.5x at most
+            ["pruning.min_channels=8"],
+            ValueError,
+            r"pruning.min_channels=8 per prunable layer\) has 4,900 \(compression 1.5x",
+        ),
+        (["pruning.min_channels=0"], ValueError, "pruning.min_channels=0"),
     ],
 )
 def test_bad_criteria_fail_before_any_fine_tuning(

@@ -70,6 +70,7 @@ class StructuredPruningConfig:
     step_ratio: float = 0.2
     max_steps: int = 20
     patience: int = 0
+    min_channels: int = 1
 
 
 def register_configs() -> None:
@@ -188,6 +189,7 @@ def validate_prune_config(cfg: DictConfig) -> None:
             raise ValueError("pruning.step_ratio=0: expected a fraction of channels in (0, 1)")
         _positive_int(cfg.pruning.max_steps, "pruning.max_steps")
         _positive_int(cfg.pruning.patience, "pruning.patience", low=0)
+        _positive_int(cfg.pruning.min_channels, "pruning.min_channels")
     else:
         validate_pruning(cfg.pruning)
         if cfg.pruning.scope == "none":

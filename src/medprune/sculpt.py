@@ -37,6 +37,7 @@ from medprune.pruning.criteria import (
     StepResult,
     Targets,
     criteria_met,
+    describe_floor,
     select_step,
     stop_reason,
 )
@@ -218,15 +219,21 @@ def _check_reachable(sculptor: Sculptor, targets: Targets) -> None:
     total = count_parameters(net)
     if cfg.pruning.scope == "structured":
         smallest = prune_channels(
-            copy.deepcopy(net), sculptor.example, 0.999, ranking="uniform", max_layer_ratio=1.0
+            copy.deepcopy(net),
+            sculptor.example,
+            0.999,
+            ranking="uniform",
+            max_layer_ratio=1.0,
+            min_channels=cfg.pruning.min_channels,
         )
-        targets.check_reachable(total, count_parameters(smallest))
+        floor = cfg.pruning.min_channels
+        targets.check_reachable(total, count_parameters(smallest), floor)
         if targets.max_latency_ms is not None:
             fastest = sculptor.latency(smallest)
             if fastest > targets.max_latency_ms:
                 raise ValueError(
                     f"target.max_latency_ms={targets.max_latency_ms}: even the smallest model "
-                    f"this architecture allows (one channel per layer) takes {fastest:.2f} ms "
+                    f"this architecture allows ({describe_floor(floor)}) takes {fastest:.2f} ms "
                     f"at batch 1 on {list(sculptor.example.shape)} with "
                     f"{cfg.bench.threads} threads"
                 )
@@ -288,6 +295,7 @@ def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, logge
             cfg.pruning.step_ratio,
             importance=cfg.pruning.importance,
             ranking=cfg.pruning.ranking,
+            min_channels=cfg.pruning.min_channels,
         )
         if count_parameters(module.net) == before:
             return "no channel left to remove (one per layer)", chosen

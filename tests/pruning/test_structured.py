@@ -43,6 +43,14 @@ def test_channels_to_keep_by_hand(width, ratio, max_layer_ratio, round_to, keep)
     assert channels_to_keep(width, ratio, max_layer_ratio, round_to) == keep
 
 
+@pytest.mark.parametrize(
+    ("width", "ratio", "min_channels", "keep"),
+    [(16, 0.9, 4, 4), (16, 0.5, 4, 8), (3, 0.5, 4, 3), (10, 0.9, 1, 1)],
+)
+def test_channels_to_keep_respects_min_channels(width, ratio, min_channels, keep):
+    assert channels_to_keep(width, ratio, min_channels=min_channels) == keep
+
+
 def test_uniform_half_gives_the_half_width_unet():
     torch.manual_seed(0)
     net = UNet(3, 4, base_channels=4, depth=3)
@@ -108,6 +116,22 @@ def test_max_layer_ratio_caps_each_layer():
     assert channel_widths(net) == channel_widths(UNet(3, 1, base_channels=2, depth=3))
 
 
+@pytest.mark.parametrize("ranking", ["uniform", "global", "cost"])
+def test_min_channels_is_a_floor_across_steps(ranking):
+    """Widths 4-8-16 with a floor of 6: repeated deep cuts stop every layer at 6 channels,
+    and the 4-channel layers, already narrower, keep their 4."""
+    torch.manual_seed(0)
+    net = UNet(3, 1, base_channels=4, depth=3)
+    for _ in range(3):
+        prune_channels(net, _x(), 0.9, ranking=ranking, min_channels=6)
+    widths = channel_widths(net)
+    assert widths.pop("head") == 1
+    expected = {name: min(w, 6) for name, w in channel_widths(UNet(3, 1, 4, 3)).items()}
+    expected.pop("head")
+    assert widths == expected
+    assert net(_x()).shape == (2, 1, 16, 16)
+
+
 def test_bad_arguments_are_named():
     x = _x()
     with pytest.raises(ValueError, match="head"):
@@ -126,6 +150,8 @@ def test_bad_arguments_are_named():
         prune_channels(net, x, 0.5, max_layer_ratio=0)
     with pytest.raises(ValueError, match="round_to"):
         prune_channels(net, x, 0.5, round_to=0)
+    with pytest.raises(ValueError, match="min_channels=0"):
+        prune_channels(net, x, 0.5, min_channels=0)
     with pytest.raises(ValueError, match="ignored"):
         prune_channels(net, x, 0.5, ignored=["decoder.9"])
     assert channel_widths(net) == channel_widths(UNet(3, 1, base_channels=2, depth=2))

@@ -78,17 +78,24 @@ class Targets:
             limits.append(self.max_params)
         return min(limits)
 
-    def check_reachable(self, baseline_params: int, min_params: int) -> None:
+    def check_reachable(self, baseline_params: int, min_params: int, min_channels: int = 1) -> None:
         """A size target below the smallest model the architecture allows (every prunable
-        layer down to one channel) cannot be met: say so before any step is trained."""
+        layer down to ``min_channels``) cannot be met: say so before any step is trained."""
         limit = self.param_limit(baseline_params)
         if limit < min_params:
             keys = [k for k in ("compression", "max_params") if getattr(self, k) is not None]
             raise ValueError(
                 f"target.{' and target.'.join(keys)} ask for <= {limit:,.0f} parameters, but "
-                f"the smallest model this architecture allows (one channel per prunable layer) "
+                f"the smallest model this architecture allows ({describe_floor(min_channels)}) "
                 f"has {min_params:,} (compression {baseline_params / min_params:,.1f}x at most)"
             )
+
+
+def describe_floor(min_channels: int) -> str:
+    """The per-layer floor of the smallest model, for error messages."""
+    if min_channels == 1:
+        return "one channel per prunable layer"
+    return f"pruning.min_channels={min_channels} per prunable layer"
 
 
 def quality_drop(baseline: float, value: float, higher_is_better: bool = True) -> float:

@@ -14,8 +14,9 @@ each group's channels (it keeps ``floor(C * (1 - ratio))``); ``ranking="global"`
 layers lose different fractions; ``ranking="cost"`` does the same with each channel's score
 divided by the parameters it holds (relative to the network's mean channel), so channels of
 the wide deep layers, where most parameters are, go first. Either way each layer keeps at least
-``ceil(C * (1 - max_layer_ratio))`` and never fewer than one channel. Parameters shrink faster
-than channels (a 3x3 conv whose inputs and outputs both halve keeps a quarter of its weights).
+``ceil(C * (1 - max_layer_ratio))`` and ``min_channels`` (never fewer than one channel).
+Parameters shrink faster than channels (a 3x3 conv whose inputs and outputs both halve keeps a
+quarter of its weights).
 
 The channel selection is done here rather than by ``tp.pruner.BasePruner`` because, with one
 pruning step, BasePruner skips a group entirely instead of capping it when the ratio would
@@ -65,15 +66,21 @@ def output_layers(net: nn.Module) -> list[nn.Module]:
 
 
 def channels_to_keep(
-    width: int, ratio: float, max_layer_ratio: float = 0.95, round_to: int | None = None
+    width: int,
+    ratio: float,
+    max_layer_ratio: float = 0.95,
+    round_to: int | None = None,
+    min_channels: int = 1,
 ) -> int:
     """Channels a layer of ``width`` keeps when ``ratio`` of them is to be removed."""
-    keep = max(math.floor(width * (1 - ratio) + _EPS), _min_keep(width, max_layer_ratio))
-    return _round_keep(keep, width, _min_keep(width, max_layer_ratio), round_to)
+    floor = _min_keep(width, max_layer_ratio, min_channels)
+    return _round_keep(max(math.floor(width * (1 - ratio) + _EPS), floor), width, floor, round_to)
 
 
-def _min_keep(width: int, max_layer_ratio: float) -> int:
-    return max(1, math.ceil(width * (1 - max_layer_ratio) - _EPS))
+def _min_keep(width: int, max_layer_ratio: float, min_channels: int = 1) -> int:
+    """The per-layer floor: ``min_channels`` (a narrower layer keeps all it has), and at most
+    ``max_layer_ratio`` of the layer in one call."""
+    return max(min(min_channels, width), 1, math.ceil(width * (1 - max_layer_ratio) - _EPS))
 
 
 def _round_keep(keep: int, width: int, min_keep: int, round_to: int | None) -> int:
@@ -97,7 +104,7 @@ def _check_fraction(value, name: str, low_open: bool, high_open: bool) -> float:
     return float(value)
 
 
-def _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio) -> None:
+def _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio, min_channels) -> None:
     _check_fraction(ratio, "ratio", low_open=True, high_open=True)
     _check_fraction(max_layer_ratio, "max_layer_ratio", low_open=True, high_open=False)
     if importance not in IMPORTANCES:
@@ -108,6 +115,8 @@ def _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio) -> N
         not isinstance(round_to, int) or isinstance(round_to, bool) or round_to < 1
     ):
         raise ValueError(f"round_to={round_to!r}: expected None or an integer >= 1")
+    if not isinstance(min_channels, int) or isinstance(min_channels, bool) or min_channels < 1:
+        raise ValueError(f"min_channels={min_channels!r}: expected an integer >= 1")
 
 
 def _ignored_modules(net: nn.Module, ignored: Iterable[nn.Module | str] | None) -> list:
@@ -194,11 +203,13 @@ def _global_counts(widths: list[int], scores: list, ratio: float, caps: list[int
     return counts
 
 
-def _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to) -> list[int]:
+def _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to, min_channels) -> list[int]:
     widths = [len(scores) for _, scores, _ in scored]
     if ranking == "uniform":
-        return [w - channels_to_keep(w, ratio, max_layer_ratio, round_to) for w in widths]
-    floors = [_min_keep(w, max_layer_ratio) for w in widths]
+        return [
+            w - channels_to_keep(w, ratio, max_layer_ratio, round_to, min_channels) for w in widths
+        ]
+    floors = [_min_keep(w, max_layer_ratio, min_channels) for w in widths]
     scores = [s for _, s, _ in scored]
     if ranking == "cost":  # importance per parameter: expensive channels rank lower
         mean_cost = sum(c * w for (_, _, c), w in zip(scored, widths)) / sum(widths)
@@ -216,6 +227,7 @@ def prune_channels(
     ignored: Iterable[nn.Module | str] | None = None,
     round_to: int | None = None,
     max_layer_ratio: float = 0.95,
+    min_channels: int = 1,
 ) -> nn.Module:
     """Remove about ``ratio`` of the prunable output channels of ``net`` in place; returns ``net``.
 
@@ -229,8 +241,10 @@ def prune_channels(
     Pruned layers get new ``nn.Parameter`` objects: build optimizers (and anything else that
     holds parameters) after pruning. Per-module training flags and ``requires_grad`` are
     restored, and BatchNorm running statistics are untouched (tracing runs in eval mode).
+    No layer is cut below ``min_channels`` (a narrower one keeps its width): a layer squeezed
+    to one or two channels, e.g. at full resolution, bottlenecks the whole network.
     """
-    _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio)
+    _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio, min_channels)
     if not isinstance(example_input, torch.Tensor):
         raise ValueError(f"example_input: expected a tensor batch, got {type(example_input)}")
     ignored_modules = _ignored_modules(net, ignored)
@@ -239,7 +253,9 @@ def prune_channels(
         try:
             graph = _build_graph(net, example_input)
             scored = _scored_groups(graph, ignored_modules, IMPORTANCES[importance])
-            counts = _removal_counts(scored, ratio, ranking, max_layer_ratio, round_to)
+            counts = _removal_counts(
+                scored, ratio, ranking, max_layer_ratio, round_to, min_channels
+            )
             for (root, scores, _), n in zip(scored, counts):
                 if n <= 0:
                     continue

@@ -48,8 +48,8 @@ class SegmentationTask(L.LightningModule):
         if self._teacher is None:
             return loss
         (teacher,) = self._teacher
-        with torch.no_grad():
-            target = teacher(image)
+        with torch.no_grad():  # .to: the Trainer moves the student only (a no-op on CPU)
+            target = teacher.to(image.device)(image)
         distill = self.distillation_loss(outputs, target)
         self.log("train/distill_loss", distill, batch_size=image.shape[0])
         return loss + self._distill_weight * distill

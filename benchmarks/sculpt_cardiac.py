@@ -41,11 +41,13 @@ def show(name: str, s: dict) -> None:
         f"{s['onnx_speedup']:.2f}x onnxruntime, quality drop {s['quality_drop']:+.2%} val, "
         f"{s['test_quality_drop']:+.2%} test; criteria met: {s['all_criteria_met']}"
     )
-    print(f"{'step':>4}{'params':>12}{'compression':>13}{'val Dice':>10}{'torch ms':>10}")
+    print(
+        f"{'step':>4}{'params':>12}{'compression':>13}{'val Dice':>10}{'torch ms':>10}{'epochs':>8}"
+    )
     for row in s["steps"]:
         print(
             f"{row['step']:>4}{row['params']:>12,}{row['compression']:>12.1f}x"
-            f"{row['quality']:>10.4f}{row['latency_ms']:>10.2f}"
+            f"{row['quality']:>10.4f}{row['latency_ms']:>10.2f}{row['epochs']:>8}"
         )
 
 

@@ -253,6 +253,8 @@ def fail_fine_tune(self, callbacks=None):
             r"pruning.min_channels=8 per prunable layer\) has 4,900 \(compression 1.5x",
         ),
         (["pruning.min_channels=0"], ValueError, "pruning.min_channels=0"),
+        (["pruning=global", "finetune.recover_epochs=3"], ValueError, "recover_epochs=3 with"),
+        (["finetune.distill=inf"], ValueError, "finetune.distill=inf"),
     ],
 )
 def test_bad_criteria_fail_before_any_fine_tuning(

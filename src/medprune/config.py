@@ -8,6 +8,7 @@ data is made or any step is trained.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -202,6 +203,12 @@ def validate_prune_config(cfg: DictConfig) -> None:
                 f"finetune.epochs={cfg.finetune.epochs}: pruning={cfg.pruning.scope} prunes "
                 "while it fine-tunes; expected >= 1 epoch"
             )
+        if cfg.finetune.recover_epochs:
+            raise ValueError(
+                f"finetune.recover_epochs={cfg.finetune.recover_epochs} with pruning="
+                f"{cfg.pruning.scope}: recovery epochs are for the steps of pruning=structured; "
+                "raise finetune.epochs instead"
+            )
         if cfg.target.max_latency_ms is not None:
             raise ValueError(
                 f"target.max_latency_ms with pruning={cfg.pruning.scope}: unstructured "
@@ -221,7 +228,9 @@ def validate_prune_config(cfg: DictConfig) -> None:
     ):
         raise ValueError(f"finetune.lr={cfg.finetune.lr!r}: expected null or a rate > 0")
     distill = cfg.finetune.distill
-    if isinstance(distill, bool) or not (isinstance(distill, (int, float)) and distill >= 0):
+    if isinstance(distill, bool) or not (
+        isinstance(distill, (int, float)) and 0 <= distill < math.inf
+    ):
         raise ValueError(
             f"finetune.distill={distill!r}: expected a loss weight >= 0 (0 = no distillation)"
         )

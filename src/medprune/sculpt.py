@@ -139,11 +139,11 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
         if cfg.finetune.lr is not None:
             sculptor.module.hparams.lr = float(cfg.finetune.lr)
         _check_reachable(sculptor, targets)
+        if cfg.finetune.distill:  # a frozen copy of the dense network, checked before scoring
+            sculptor.module.set_teacher(copy.deepcopy(sculptor.module.net), cfg.finetune.distill)
         history, rows = [], []
         base, val = sculptor.score(0, count_parameters(sculptor.module.net))
         dense = sculptor.snapshot()  # with the thresholds just tuned for the dense network
-        if cfg.finetune.distill:  # a copy: the dense snapshot may be handed back unfrozen
-            sculptor.module.set_teacher(copy.deepcopy(dense[0]), cfg.finetune.distill)
         _record(history, rows, base, val, sculptor, loggers)
         baseline_test = sculptor.test()
         if cfg.pruning.scope == "structured":
@@ -298,7 +298,8 @@ def _structured_steps(sculptor: Sculptor, targets: Targets, history, rows, logge
             min_channels=cfg.pruning.min_channels,
         )
         if count_parameters(module.net) == before:
-            return "no channel left to remove (one per layer)", chosen
+            floor = describe_floor(cfg.pruning.min_channels)
+            return f"no channel left to remove ({floor})", chosen
         module.attach(module.net)  # new parameters: back to channels-last
         sculptor.fine_tune()
         result, val = sculptor.score(len(history), count_parameters(module.net))

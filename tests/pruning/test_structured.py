@@ -44,11 +44,12 @@ def test_channels_to_keep_by_hand(width, ratio, max_layer_ratio, round_to, keep)
 
 
 @pytest.mark.parametrize(
-    ("width", "ratio", "min_channels", "keep"),
-    [(16, 0.9, 4, 4), (16, 0.5, 4, 8), (3, 0.5, 4, 3), (10, 0.9, 1, 1)],
+    ("width", "ratio", "min_channels", "round_to", "keep"),
+    [(16, 0.9, 4, None, 4), (16, 0.5, 4, None, 8), (3, 0.5, 4, None, 3), (10, 0.9, 1, None, 1)]
+    + [(16, 0.9, 6, 4, 8), (8, 0.9, 6, 4, 8)],  # rounded up to stay at or above the floor
 )
-def test_channels_to_keep_respects_min_channels(width, ratio, min_channels, keep):
-    assert channels_to_keep(width, ratio, min_channels=min_channels) == keep
+def test_channels_to_keep_respects_min_channels(width, ratio, min_channels, round_to, keep):
+    assert channels_to_keep(width, ratio, round_to=round_to, min_channels=min_channels) == keep
 
 
 def test_uniform_half_gives_the_half_width_unet():

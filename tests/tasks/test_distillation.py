@@ -11,6 +11,7 @@ import torch
 from medprune.data import CardiacSyntheticDataModule
 from medprune.models import TwoBranchUNet, UNet
 from medprune.tasks import CardiacSegmentationTask, NucleiSegmentationTask
+from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import dice_ce_loss
 
 # KL((0.75, 0.25) || (0.5, 0.5)) = 0.75 ln 1.5 + 0.25 ln 0.5
@@ -49,10 +50,16 @@ def test_teacher_is_frozen_and_outside_the_optimizer_and_state_dict():
     task.set_teacher(teacher, 0.5)
     assert set(task.state_dict()) == keys
     assert len(list(task.parameters())) == count
-    assert not teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     with pytest.raises(ValueError, match="distillation weight=0"):
         task.set_teacher(teacher, 0)
+
+    class NoDistillation(CardiacSegmentationTask):
+        distillation_loss = SegmentationTask.distillation_loss
+
+    plain = NoDistillation(UNet(1, 4, 2, 2))
+    with pytest.raises(ValueError, match="NoDistillation defines no distillation_loss"):
+        plain.set_teacher(teacher)
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # no Trainer here
@@ -89,6 +96,19 @@ def test_fit_with_a_teacher_trains_the_student_only():
         enable_model_summary=False,
     )
     trainer.fit(task, datamodule=data)
+    # weights and BatchNorm running statistics untouched: eval mode through the fit
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not teacher.training
     assert any(not torch.equal(student[k], v) for k, v in task.net.state_dict().items())
     assert trainer.callback_metrics["train/distill_loss"] > 0
+
+
+def test_teacher_follows_the_students_precision():
+    """trainer.precision=bf16-true casts the student and the batch, not the teacher."""
+    task = cardiac_task()
+    task.set_teacher(copy.deepcopy(task.net))
+    task.net.to(torch.bfloat16)
+    image = torch.randn(1, 1, 8, 8, dtype=torch.bfloat16)
+    logits = task(image)
+    loss = task.distilled(image, logits, torch.zeros((), dtype=torch.bfloat16))
+    assert loss.dtype == torch.bfloat16 and torch.isfinite(loss)

@@ -39,6 +39,13 @@ class SegmentationTask(L.LightningModule):
         mode (BatchNorm running statistics); ``None`` switches distillation off."""
         if teacher is not None and not weight > 0:
             raise ValueError(f"distillation weight={weight!r}: expected > 0")
+        if (
+            teacher is not None
+            and type(self).distillation_loss is SegmentationTask.distillation_loss
+        ):
+            raise ValueError(
+                f"{type(self).__name__} defines no distillation_loss: finetune.distill needs one"
+            )
         self._teacher = None if teacher is None else (teacher.eval().requires_grad_(False),)
         self._distill_weight = float(weight)
 
@@ -48,8 +55,12 @@ class SegmentationTask(L.LightningModule):
         if self._teacher is None:
             return loss
         (teacher,) = self._teacher
-        with torch.no_grad():  # .to: the Trainer moves the student only (a no-op on CPU)
-            target = teacher.to(image.device)(image)
+        # The Trainer moves and casts the student only (e.g. trainer.precision=bf16-true)
+        dtype = next(self.net.parameters()).dtype
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            target = teacher.to(device=image.device, dtype=dtype)(image)
         distill = self.distillation_loss(outputs, target)
         self.log("train/distill_loss", distill, batch_size=image.shape[0])
         return loss + self._distill_weight * distill

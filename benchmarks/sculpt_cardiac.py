@@ -7,12 +7,15 @@ paper's 1148x to see where quality breaks.
         [extra prune.py overrides ...]
 
 Without ``--ckpt`` it first trains the dense model with ``experiment=acdc_cpu`` (~25 min on 2
-cores). Then ``prune.py target.compression=<compression> target.max_quality_drop=0.04`` and,
-unless ``--push 0``, ``prune.py target.compression=<push> target.max_quality_drop=0.99``
-(pruning goes on whatever the quality) whose step table shows mean Dice against compression.
-Dice is the held-out patients' per-volume mean (val for the criteria, test for the result);
-latency is the median at batch 1 on a 160 px slice with 2 threads. Run it alone on the
-machine: other jobs distort the latencies.
+cores). Both prune runs use ``RECIPE`` (global ranking, 0.2 of the channels per step, a floor
+of 4 channels per layer, 4 epochs per step distilled from the dense model, 20 recovery epochs
+for a step past the tolerance); extra overrides come after it and win. First
+``target.compression=<compression> target.max_quality_drop=0.04``; then, unless ``--push 0``,
+``target.compression=<push>`` with a floor of 2 channels (4 allows at most 556x) and
+``pruning.patience=20``, so pruning goes on past the tolerance, each step still given its
+recovery epochs: the step table shows where mean Dice breaks. Dice is the held-out patients'
+per-volume mean (val for the criteria, test for the result); latency is the median at batch 1
+on a 160 px slice with 2 threads. Run it alone on the machine: other jobs distort latencies.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ import tempfile
 from pathlib import Path
 
 from runner import ROOT, run_train
+
+RECIPE = ["pruning.ranking=global", "pruning.step_ratio=0.2", "pruning.min_channels=4"]
+RECIPE += ["pruning.patience=2", "finetune.epochs=4", "finetune.recover_epochs=20"]
+RECIPE += ["finetune.distill=1", "target.max_quality_drop=0.04"]
+PUSH = ["pruning.min_channels=2", "pruning.patience=20"]
 
 
 def show(name: str, s: dict) -> None:
@@ -73,9 +81,9 @@ def main() -> None:
                 flush=True,
             )
             ckpt = str(work / "dense" / "checkpoints" / "last.ckpt")
-        runs = {"target": [f"target.compression={args.compression}"]}
+        runs = {"target": [*RECIPE, f"target.compression={args.compression}"]}
         if args.push:
-            runs["push"] = [f"target.compression={args.push}", "target.max_quality_drop=0.99"]
+            runs["push"] = [*RECIPE, f"target.compression={args.push}", *PUSH]
         for name, overrides in runs.items():
             command = [f"ckpt={ckpt}", *overrides, *extra]
             print("python prune.py " + " ".join(command), flush=True)

@@ -11,9 +11,10 @@ cores). Both prune runs use ``RECIPE`` (global ranking, 0.2 of the channels per 
 of 4 channels per layer, 4 epochs per step distilled from the dense model, 20 recovery epochs
 for a step past the tolerance); extra overrides come after it and win. First
 ``target.compression=<compression> target.max_quality_drop=0.04``; then, unless ``--push 0``,
-``target.compression=<push>`` with a floor of 2 channels (4 allows at most 556x) and
-``pruning.patience=20``, so pruning goes on past the tolerance, each step still given its
-recovery epochs: the step table shows where mean Dice breaks. Dice is the held-out patients'
+``target.compression=<push>`` with a floor of 2 channels (4 allows at most 556x), steps of
+0.35 (to get there in about 40 min) and ``pruning.patience=20``, so pruning goes on past the
+tolerance, each step still given its recovery epochs: the step table shows where mean Dice
+breaks. Dice is the held-out patients'
 per-volume mean (val for the criteria, test for the result); latency is the median at batch 1
 on a 160 px slice with 2 threads. Run it alone on the machine: other jobs distort latencies.
 """
@@ -29,7 +30,7 @@ from runner import ROOT, run_train
 RECIPE = ["pruning.ranking=global", "pruning.step_ratio=0.2", "pruning.min_channels=4"]
 RECIPE += ["pruning.patience=2", "finetune.epochs=4", "finetune.recover_epochs=20"]
 RECIPE += ["finetune.distill=1", "target.max_quality_drop=0.04"]
-PUSH = ["pruning.min_channels=2", "pruning.patience=20"]
+PUSH = ["pruning.min_channels=2", "pruning.patience=20", "pruning.step_ratio=0.35"]
 
 
 def show(name: str, s: dict) -> None:

@@ -29,9 +29,13 @@ class SegmentationTask(L.LightningModule):
         self.net = net.to(memory_format=torch.channels_last) if self.hparams.channels_last else net
 
     def forward(self, image: torch.Tensor) -> Any:
+        return self.net(self._net_input(image))
+
+    def _net_input(self, image: torch.Tensor) -> torch.Tensor:
+        """The batch in the memory format the network's weights have (student and teacher)."""
         if self.hparams.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        return self.net(image)
+            return image.contiguous(memory_format=torch.channels_last)
+        return image
 
     def set_teacher(self, teacher: nn.Module | None, weight: float = 1.0) -> None:
         """Knowledge distillation (prune.py fine-tuning): the training loss gains ``weight *
@@ -57,10 +61,8 @@ class SegmentationTask(L.LightningModule):
         (teacher,) = self._teacher
         # The Trainer moves and casts the student only (e.g. trainer.precision=bf16-true)
         dtype = next(self.net.parameters()).dtype
-        if self.hparams.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            target = teacher.to(device=image.device, dtype=dtype)(image)
+            target = teacher.to(device=image.device, dtype=dtype)(self._net_input(image))
         distill = self.distillation_loss(outputs, target)
         self.log("train/distill_loss", distill, batch_size=image.shape[0])
         return loss + self._distill_weight * distill

@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES
+from medprune.sweep import slurm_gpus, sweep_group
 
 PRUNING_SCOPES = ("none", "global", "layerwise")
 EXPORT_DTYPES = ("float32", "float16")
@@ -79,6 +80,9 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(group="pruning", name="base_pruning", node=PruningConfig)
     store.store(group="pruning", name="base_structured", node=StructuredPruningConfig)
+    # ${sweep_group:${task_name}}: the W&B group, one per multirun (medprune.sweep)
+    OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
+    OmegaConf.register_new_resolver("slurm_gpus", slurm_gpus, replace=True)  # hydra/launcher=slurm
 
 
 def _fraction(value: object, key: str, low: float, high: float, closed_high: bool) -> None:
@@ -165,6 +169,8 @@ def validate_config(cfg: DictConfig) -> None:
         if key not in cfg:
             raise ValueError(f"config key {key!r} is missing: compose from conf/train.yaml")
     validate_pruning(cfg.pruning)
+    if cfg.get("threads") is not None:
+        _positive_int(cfg.threads, "threads")
     if cfg.get("ckpt_path") is not None and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
 

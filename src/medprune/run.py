@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ProgressBar
@@ -31,6 +32,7 @@ from medprune.job import (
     update_wandb_summary,
 )
 from medprune.summary import print_summary, pruning_summary, write_summary
+from medprune.sweep import ddp_ranks_run_this_job, job_threads
 
 __all__ = ["train", "sculpt"]
 
@@ -57,6 +59,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
+    threads = job_threads(cfg.get("threads"))
+    if threads is not None:
+        torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, workers=True)
     # Callbacks and loggers first: their config errors surface before any data is generated.
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
@@ -72,43 +77,47 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(pruning)
     datamodule = instantiate(cfg.data)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    try:
-        for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        module.finish_fit(trainer, datamodule)
-        # The final weights, not best.ckpt: only they carry the full target sparsity.
-        (test_metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
-        summary = {
-            "task": cfg.task_name,
-            "pruning": pruning_summary(net, cfg.pruning.scope, pruning),
-            "metrics": {k: float(v) for k, v in sorted(test_metrics.items())},
-            "steps": int(trainer.global_step),
-            "wall_time_s": round(time.perf_counter() - start, 2),
-            "output_dir": str(out),
-            **module.run_summary(),
-        }
-        if hasattr(datamodule, "run_summary"):  # which tiles/patients each split used
-            summary["data"] = datamodule.run_summary()
-        if not rank_zero:
+    with ddp_ranks_run_this_job(str(out)):  # DDP ranks of a multirun job: this job alone
+        try:
+            for logger in loggers:
+                logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            start = time.perf_counter()
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            module.finish_fit(trainer, datamodule)
+            # The final weights, not best.ckpt: only they carry the full target sparsity.
+            (test_metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
+            summary = {
+                "task": cfg.task_name,
+                "pruning": pruning_summary(net, cfg.pruning.scope, pruning),
+                "metrics": {k: float(v) for k, v in sorted(test_metrics.items())},
+                "steps": int(trainer.global_step),
+                "wall_time_s": round(time.perf_counter() - start, 2),
+                "threads": torch.get_num_threads(),  # torch intra-op threads the job trained with
+                "output_dir": str(out),
+                **module.run_summary(),
+            }
+            if hasattr(datamodule, "run_summary"):  # which tiles/patients each split used
+                summary["data"] = datamodule.run_summary()
+            if not rank_zero:
+                return summary
+            if pruning is not None:
+                try:
+                    summary["export"] = export_sparse_model(net, out, cfg.pruning.export.dtype)
+                except ValueError as err:  # e.g. a weight beyond float16's range: keep the summary
+                    warnings.warn(f"sparse export skipped: {err}", stacklevel=1)
+                    summary["export"] = {"error": str(err)}
+            write_summary(summary, out / "summary.json")
+            _log_run_summary(loggers, summary)
+            print_summary(summary)
             return summary
-        if pruning is not None:
-            try:
-                summary["export"] = export_sparse_model(net, out, cfg.pruning.export.dtype)
-            except ValueError as err:  # e.g. a weight beyond float16's range: keep the summary
-                warnings.warn(f"sparse export skipped: {err}", stacklevel=1)
-                summary["export"] = {"error": str(err)}
-        write_summary(summary, out / "summary.json")
-        _log_run_summary(loggers, summary)
-        print_summary(summary)
-        return summary
-    finally:
-        finish_wandb()
+        finally:
+            finish_wandb()
 
 
 def _log_run_summary(loggers: list[Any], summary: dict[str, Any]) -> None:
-    """Final metrics and achieved sparsity in the W&B run summary (for its table views)."""
-    flat = {f"pruning/{k}": v for k, v in summary["pruning"].items()}
+    """Final metrics and achieved sparsity in the W&B run summary (for its table, scatter and
+    parallel-coordinates views): scalars only; per-layer detail stays in summary.json."""
+    scalars = (int, float, str)
+    flat = {f"pruning/{k}": v for k, v in summary["pruning"].items() if isinstance(v, scalars)}
     flat.update(summary["metrics"])
     update_wandb_summary(loggers, flat)

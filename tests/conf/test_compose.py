@@ -63,7 +63,7 @@ def test_prune_composes_with_each_pruning_option(pruning, tmp_path):
     assert resolved["pruning"]["scope"] == pruning and resolved["finetune"]["epochs"] == 2
     # the W&B run name resolves without a target_sparsity for channel pruning
     suffix = "channels" if pruning == "structured" else "0.9375"
-    assert resolved["logger"]["wandb"]["name"] == f"prune_{pruning}_{suffix}"
+    assert resolved["logger"]["wandb"]["name"] == f"prune_{pruning}_{suffix}_seed42"
 
 
 def test_every_group_is_in_the_defaults():
@@ -116,3 +116,73 @@ def test_schema_rejects_unknown_keys_and_wrong_types():
     with pytest.raises((ConfigCompositionException, ValidationError)) as err:
         compose_train(["pruning=global", "pruning.frequency=often"])
     assert "frequency" in str(err.value.__cause__ or err.value)
+
+
+def compose_with_hydra(overrides):
+    from hydra import compose, initialize_config_dir
+
+    from medprune.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("task", ["nuclei", "cardiac"])
+def test_the_sweep_preset_is_the_papers_grid_for_either_task(task):
+    cfg = compose_with_hydra(["+sweep=sparsity_grid", f"task={task}"])
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"  # no -m needed
+    assert cfg.task_name == task
+    assert dict(cfg.hydra.sweeper.params) == {
+        "pruning": "none,global,layerwise",
+        "sparsity": "0.5,0.75,0.875,0.9375,0.96875",
+        "seed": "0,1,2",
+    }
+    # every multirun uses the grid sweeper: dense jobs train once per seed
+    assert cfg.hydra.sweeper._target_.endswith("GridSweeper")
+    assert cfg.hydra.sweeper.dense == {"override": "pruning=none", "ignores": ["sparsity"]}
+
+
+def test_wandb_run_is_named_and_tagged_by_task_scope_sparsity_and_seed(tmp_path):
+    cfg = compose_train(["pruning=layerwise", "sparsity=0.875", "seed=2"], tmp_path)
+    wandb = OmegaConf.to_container(cfg.logger.wandb, resolve=True)
+    assert wandb["name"] == "nuclei_layerwise_0.875_seed2"
+    assert wandb["tags"] == ["nuclei", "layerwise", "sparsity=0.875", "seed=2"]
+    assert wandb["group"] == "nuclei"  # a single run; a multirun's jobs share <task>-<folder>
+    dense = OmegaConf.to_container(compose_train(["seed=0"], tmp_path).logger.wandb, resolve=True)
+    assert dense["tags"] == ["nuclei", "none", "sparsity=0.0", "seed=0"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "nodes", "tasks", "gpus"),
+    [
+        (["trainer=ddp"], 1, 2, 0),  # 2 CPU ranks
+        (
+            ["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4", "+trainer.num_nodes=2"],
+            2,
+            4,
+            4,
+        ),
+    ],
+)
+def test_slurm_launcher_asks_for_what_the_trainer_uses(overrides, nodes, tasks, gpus):
+    from hydra.utils import get_class
+
+    cfg = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", *overrides])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    for key in ("nodes", "tasks_per_node", "gpus_per_node"):  # interpolations into the job config
+        launcher[key] = OmegaConf.select(cfg, f"hydra.launcher.{key}")
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (
+        nodes,
+        tasks,
+        gpus,
+    )
+    assert launcher["partition"] == "gpu" and launcher["timeout_min"] == 240
+    cls = get_class(launcher.pop("_target_"))
+    assert cls.__name__ == "SlurmLauncher"
+    cls(**{k: v for k, v in launcher.items() if k != "submitit_folder"}, submitit_folder="x")
+
+
+def test_threads_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="threads=0: expected an integer >= 1"):
+        validate_config(compose_train(["threads=0"]))

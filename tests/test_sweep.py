@@ -1,0 +1,125 @@
+"""What a job reads from the multirun it is in: W&B group, threads, DDP rank command, SLURM
+GPUs; and the grid sweeper that trains a dense baseline once per seed."""
+
+import sys
+
+import pytest
+from hydra.conf import HydraConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from hydra_plugins.medprune_sweeper import drop_ignored_overrides
+from medprune.sweep import (
+    ddp_ranks_run_this_job,
+    job_threads,
+    slurm_gpus,
+    sweep_group,
+)
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+@pytest.fixture
+def hydra_job(tmp_path):
+    """Set Hydra's job-time config as a launcher does, and put it back afterwards."""
+    instance = HydraConfig.instance()
+    before = instance.cfg
+
+    def make(mode=RunMode.MULTIRUN, launcher=BASIC, n_jobs=None, overrides=()):
+        hydra = OmegaConf.structured(HydraConf)
+        hydra.mode = mode
+        hydra.run.dir = str(tmp_path / "run")
+        hydra.sweep.dir = str(tmp_path / "multiruns" / "2026-11-22_21-00-00")
+        hydra.launcher = {"_target_": launcher, "n_jobs": n_jobs}
+        hydra.overrides.task = list(overrides)
+        hydra.runtime.cwd = str(tmp_path)
+        instance.set_config(OmegaConf.create({"hydra": hydra}))
+        return instance.cfg.hydra
+
+    yield make
+    instance.cfg = before
+
+
+def test_dense_jobs_ignore_sparsity_and_are_not_repeated():
+    grid = [
+        [f"pruning={p}", f"sparsity={s}", f"seed={seed}"]
+        for p in ("none", "global")
+        for s in (0.5, 0.9)
+        for seed in (0, 1)
+    ]
+    jobs = drop_ignored_overrides(grid, "pruning=none", ["sparsity"])
+    assert jobs == [
+        ["pruning=none", "seed=0"],
+        ["pruning=none", "seed=1"],
+        ["pruning=global", "sparsity=0.5", "seed=0"],
+        ["pruning=global", "sparsity=0.5", "seed=1"],
+        ["pruning=global", "sparsity=0.9", "seed=0"],
+        ["pruning=global", "sparsity=0.9", "seed=1"],
+    ]
+    # `+key=` overrides are matched by key; without a trigger nothing is dropped
+    assert drop_ignored_overrides(
+        [["pruning=none", "+sparsity=0.5"]], "pruning=none", ["sparsity"]
+    ) == [["pruning=none"]]
+    assert drop_ignored_overrides(grid, None, ["sparsity"]) == grid
+
+
+def test_wandb_group_is_the_sweep_folder_in_a_multirun(hydra_job):
+    assert sweep_group("nuclei") == "nuclei"  # no Hydra run at all (tests, notebooks)
+    hydra_job(mode=RunMode.RUN)
+    assert sweep_group("nuclei") == "nuclei"
+    hydra_job()
+    assert sweep_group("cardiac") == "cardiac-2026-11-22_21-00-00"
+
+
+@pytest.mark.parametrize(
+    ("launcher", "n_jobs", "cores", "threads"),
+    [
+        (JOBLIB, 2, 2, 1),
+        (JOBLIB, -1, 4, 1),  # joblib's default: one job per core
+        (JOBLIB, -2, 4, 1),  # all cores but one: 3 jobs, 1 thread each
+        (JOBLIB, 1, 2, 2),
+        (JOBLIB, 3, 8, 2),
+        (BASIC, None, 8, None),  # one job at a time: torch's default
+    ],
+)
+def test_parallel_jobs_share_the_cores(hydra_job, launcher, n_jobs, cores, threads):
+    hydra_job(launcher=launcher, n_jobs=n_jobs)
+    assert job_threads(None, cores=cores) == threads
+    assert job_threads(3, cores=cores) == 3  # threads=3 on the command line wins
+
+
+def test_threads_default_outside_a_multirun():
+    assert job_threads(None, cores=2) is None
+
+
+def test_slurm_asks_for_gpus_only_on_gpu():
+    assert slurm_gpus("gpu", 4) == 4
+    assert slurm_gpus("cuda", 2) == 2
+    assert slurm_gpus("cpu", 2) == 0
+
+
+def test_ddp_ranks_of_a_multirun_job_run_that_job_alone(hydra_job, tmp_path, monkeypatch):
+    from lightning.fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
+
+    overrides = ["trainer=ddp", "pruning=global", "sparsity=0.5", "+sweep=sparsity_grid"]
+    hydra = hydra_job(overrides=overrides)
+    argv = ["train.py", "-m", "trainer=ddp", "pruning=global", "sparsity=0.5,0.75"]
+    monkeypatch.setattr(sys, "argv", argv)
+    job_dir = str(tmp_path / "multiruns" / "2026-11-22_21-00-00" / "3")
+    with ddp_ranks_run_this_job(job_dir):
+        command, _ = _hydra_subprocess_cmd(local_rank=1)
+    # this job's overrides as a single run in this job's folder, not the sweep again
+    args = command[command.index(overrides[0]) :]  # after python + script (or -m module)
+    assert args[:5] == [*overrides, "hydra.mode=RUN"]
+    assert "-m" not in args and "sparsity=0.5,0.75" not in args
+    assert f'hydra.run.dir="{job_dir}"' in args
+    assert sys.argv == argv and hydra.run.dir == str(tmp_path / "run")  # put back
+
+
+def test_single_runs_leave_lightning_alone(hydra_job, monkeypatch):
+    hydra = hydra_job(mode=RunMode.RUN)
+    monkeypatch.setattr(sys, "argv", ["train.py", "trainer=ddp"])
+    with ddp_ranks_run_this_job("/elsewhere"):
+        assert sys.argv == ["train.py", "trainer=ddp"] and hydra.run.dir.endswith("run")

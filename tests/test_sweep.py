@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.medprune_sweeper import drop_ignored_overrides
 from medprune.sweep import (
+    check_launcher,
     ddp_ranks_run_this_job,
     job_threads,
     slurm_gpus,
@@ -123,3 +124,12 @@ def test_single_runs_leave_lightning_alone(hydra_job, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["train.py", "trainer=ddp"])
     with ddp_ranks_run_this_job("/elsewhere"):
         assert sys.argv == ["train.py", "trainer=ddp"] and hydra.run.dir.endswith("run")
+
+
+def test_ddp_inside_joblib_workers_is_refused_naming_both(hydra_job):
+    hydra_job(launcher=JOBLIB, n_jobs=2)
+    with pytest.raises(ValueError, match="trainer.strategy=ddp with hydra/launcher=joblib"):
+        check_launcher("ddp")
+    check_launcher("auto")  # one process per job: fine
+    hydra_job(launcher=BASIC)
+    check_launcher("ddp")  # jobs one after another: each starts its own ranks

@@ -32,7 +32,7 @@ from medprune.job import (
     update_wandb_summary,
 )
 from medprune.summary import print_summary, pruning_summary, write_summary
-from medprune.sweep import ddp_ranks_run_this_job, job_threads
+from medprune.sweep import check_launcher, ddp_ranks_run_this_job, job_threads
 
 __all__ = ["train", "sculpt"]
 
@@ -52,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     subprocess launcher gives the other ranks the same output folder).
     """
     validate_config(cfg)
+    check_launcher(cfg.trainer.get("strategy", "auto"))
     out = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0
     if rank_zero:

@@ -38,15 +38,34 @@ def sweep_group(task_name: str) -> str:
     return f"{task_name}-{Path(_hydra().sweep.dir).name}"
 
 
+def _joblib_launcher() -> Any | None:
+    hydra = _hydra()
+    launcher = hydra.launcher if hydra is not None and in_multirun() else None
+    if launcher is None or "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    return launcher
+
+
+def check_launcher(strategy: object) -> None:
+    """DDP starts its ranks as new processes from the command line; a joblib worker has no
+    command line of its own to start them from (its ``sys.argv`` is joblib's)."""
+    if _joblib_launcher() is not None and str(strategy).startswith("ddp"):
+        raise ValueError(
+            f"trainer.strategy={strategy} with hydra/launcher=joblib: DDP jobs start their own "
+            "processes and cannot run inside joblib workers; run them one after another "
+            "(drop hydra/launcher=joblib: each job uses all trainer.devices) or on a cluster "
+            "(hydra/launcher=slurm)"
+        )
+
+
 def job_threads(requested: int | None, cores: int | None = None) -> int | None:
     """torch intra-op threads for this job: ``requested`` if set; under the joblib launcher
     the cores divided among its ``n_jobs`` (at least 1); otherwise None (torch's default,
     all cores)."""
     if requested is not None:
         return requested
-    hydra = _hydra()
-    launcher = hydra.launcher if hydra is not None and in_multirun() else None
-    if launcher is None or "joblib" not in str(launcher.get("_target_", "")):
+    launcher = _joblib_launcher()
+    if launcher is None:
         return None
     cores = cores or os.cpu_count() or 1
     n_jobs = launcher.get("n_jobs") or -1

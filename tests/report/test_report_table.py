@@ -34,6 +34,17 @@ def sweep(points, metric="test/aji"):
     return aggregate(jobs)
 
 
+def head_to_head(values):
+    """{sparsity: (global, layer-wise)} -> groups, one seed each."""
+    return sweep(
+        [
+            (scope, s, [v[i]])
+            for s, v in values.items()
+            for i, scope in enumerate(("global", "layerwise"))
+        ]
+    )
+
+
 def test_mean_std_known_answers():
     assert mean_std([0.7, 0.8, 0.9]) == pytest.approx((0.8, 0.1))
     assert mean_std([2.0, 4.0]) == pytest.approx((3.0, math.sqrt(2)))  # ddof=1
@@ -173,13 +184,8 @@ def test_min_mode_lower_is_better():
 
 
 def test_winners_alternate_without_final_global_run():
-    values = {0.5: (0.8, 0.7), 0.75: (0.7, 0.8), 0.875: (0.8, 0.7), 0.9375: (0.6, 0.7)}
-    groups = sweep(
-        [
-            (scope, s, [v[i]])
-            for s, v in values.items()
-            for i, scope in enumerate(("global", "layerwise"))
-        ]
+    groups = head_to_head(
+        {0.5: (0.8, 0.7), 0.75: (0.7, 0.8), 0.875: (0.8, 0.7), 0.9375: (0.6, 0.7)}
     )
     c = find_crossover(groups, "test/aji")
     assert c.sparsity is None
@@ -190,14 +196,7 @@ def test_winners_alternate_without_final_global_run():
 
 
 def test_layerwise_overtakes_global_is_no_crossover():
-    values = {0.5: (0.8, 0.7), 0.9: (0.6, 0.7)}
-    groups = sweep(
-        [
-            (scope, s, [v[i]])
-            for s, v in values.items()
-            for i, scope in enumerate(("global", "layerwise"))
-        ]
-    )
+    groups = head_to_head({0.5: (0.8, 0.7), 0.9: (0.6, 0.7)})
     c = find_crossover(groups, "test/aji")
     assert c.sparsity is None
     assert c.text == "no crossover: layer-wise overtakes global (0.5 global, 0.9 layer-wise)"

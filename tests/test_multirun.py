@@ -43,7 +43,8 @@ def test_a_2x2_sweep_in_parallel_gives_4_jobs_each_its_folder_run_and_summary(tm
         summary = json.loads((job / "summary.json").read_text())
         scope, target = summary["pruning"]["scope"], summary["pruning"]["target_sparsity"]
         assert summary["pruning"]["achieved_sparsity"] == pytest.approx(target, abs=1e-3)
-        assert summary["threads"] == 1  # joblib runs a job per core: the cores are shared
+        # joblib runs a job per core and gives each worker cores / n_jobs threads
+        assert summary["threads"] == 1
         seen.add((scope, target))
         wandb = yaml.safe_load((job / "config.yaml").read_text())["logger"]["wandb"]
         assert wandb["group"] == "nuclei-2026-11-22_21-00-00"  # one group per sweep
@@ -73,6 +74,7 @@ def test_ddp_jobs_of_a_sweep_start_their_ranks_in_their_own_folder(tmp_path):
     sweep = tmp_path / "sweep"
     tiny = [o for o in TINY if o != "data.train_tiles=8"]
     args = ["trainer=ddp", "pruning=global", "sparsity=0.5,0.75", "data.train_tiles=16", *tiny]
+    args.append(f"paths.log_dir={tmp_path}")  # where a rank's stray single run would land
     proc = run_multirun(args, sweep)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = job_dirs(sweep)
@@ -83,4 +85,5 @@ def test_ddp_jobs_of_a_sweep_start_their_ranks_in_their_own_folder(tmp_path):
         assert len(digests) == 2 and digests[0] == digests[1]
         assert summary["pruning"]["achieved_sparsity"] == pytest.approx(target, abs=1e-3)
         assert (job / "train_ddp_process_1.log").is_file()  # rank 1 ran in this job's folder
-    assert not (ROOT / "outputs").exists() and not (tmp_path / "runs").exists()
+    assert not (ROOT / "outputs").exists() and not (tmp_path / "nuclei" / "runs").exists()
+    assert not (tmp_path / "nuclei" / "multiruns").exists()  # nor a second sweep

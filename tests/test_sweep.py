@@ -7,13 +7,13 @@ import pytest
 from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, read_write
 
-from hydra_plugins.medprune_sweeper import drop_ignored_overrides
+from hydra_plugins.medprune_sweeper.grid_sweeper import GridSweeper, drop_ignored_overrides
 from medprune.sweep import (
     check_launcher,
     ddp_ranks_run_this_job,
-    job_threads,
+    slurm_devices,
     slurm_gpus,
     sweep_group,
 )
@@ -74,31 +74,24 @@ def test_wandb_group_is_the_sweep_folder_in_a_multirun(hydra_job):
     assert sweep_group("cardiac") == "cardiac-2026-11-22_21-00-00"
 
 
-@pytest.mark.parametrize(
-    ("launcher", "n_jobs", "cores", "threads"),
-    [
-        (JOBLIB, 2, 2, 1),
-        (JOBLIB, -1, 4, 1),  # joblib's default: one job per core
-        (JOBLIB, -2, 4, 1),  # all cores but one: 3 jobs, 1 thread each
-        (JOBLIB, 1, 2, 2),
-        (JOBLIB, 3, 8, 2),
-        (BASIC, None, 8, None),  # one job at a time: torch's default
-    ],
-)
-def test_parallel_jobs_share_the_cores(hydra_job, launcher, n_jobs, cores, threads):
-    hydra_job(launcher=launcher, n_jobs=n_jobs)
-    assert job_threads(None, cores=cores) == threads
-    assert job_threads(3, cores=cores) == 3  # threads=3 on the command line wins
-
-
-def test_threads_default_outside_a_multirun():
-    assert job_threads(None, cores=2) is None
-
-
 def test_slurm_asks_for_gpus_only_on_gpu():
     assert slurm_gpus("gpu", 4) == 4
     assert slurm_gpus("cuda", 2) == 2
     assert slurm_gpus("cpu", 2) == 0
+    assert slurm_devices(4) == 4
+    for devices in ("auto", [0, 1], 0):  # one SLURM task per device needs a count
+        with pytest.raises(ValueError, match=r"trainer.devices=.*: hydra/launcher=slurm needs"):
+            slurm_gpus("gpu", devices)
+
+
+def test_sweeper_refuses_ignores_that_are_not_a_list():
+    with pytest.raises(
+        ValueError, match=r"hydra.sweeper.dense.ignores='sparsity': expected a list"
+    ):
+        GridSweeper(dense={"override": "pruning=none", "ignores": "sparsity"})
+    assert GridSweeper(dense={"override": "pruning=none", "ignores": ["sparsity"]}).ignores == [
+        "sparsity"
+    ]
 
 
 def test_ddp_ranks_of_a_multirun_job_run_that_job_alone(hydra_job, tmp_path, monkeypatch):
@@ -106,15 +99,23 @@ def test_ddp_ranks_of_a_multirun_job_run_that_job_alone(hydra_job, tmp_path, mon
 
     overrides = ["trainer=ddp", "pruning=global", "sparsity=0.5", "+sweep=sparsity_grid"]
     hydra = hydra_job(overrides=overrides)
+    # the sweep's own Hydra settings reach the ranks, its launcher and folders do not
+    with read_write(hydra):
+        hydra.overrides.hydra = [
+            "hydra.job.env_set.X=1",
+            "hydra/launcher=joblib",
+            "hydra.sweep.dir=d",
+        ]
     argv = ["train.py", "-m", "trainer=ddp", "pruning=global", "sparsity=0.5,0.75"]
     monkeypatch.setattr(sys, "argv", argv)
     job_dir = str(tmp_path / "multiruns" / "2026-11-22_21-00-00" / "3")
     with ddp_ranks_run_this_job(job_dir):
         command, _ = _hydra_subprocess_cmd(local_rank=1)
     # this job's overrides as a single run in this job's folder, not the sweep again
-    args = command[command.index(overrides[0]) :]  # after python + script (or -m module)
-    assert args[:5] == [*overrides, "hydra.mode=RUN"]
-    assert "-m" not in args and "sparsity=0.5,0.75" not in args
+    args = command[command.index("hydra.job.env_set.X=1") :]  # after python + script
+    assert args[:6] == ["hydra.job.env_set.X=1", *overrides, "hydra.mode=RUN"]
+    assert "sparsity=0.5,0.75" not in command and "hydra/launcher=joblib" not in command
+    assert command.count("-m") == (1 if command[1] == "-m" else 0)  # `python -m pytest` only
     assert f'hydra.run.dir="{job_dir}"' in args
     assert sys.argv == argv and hydra.run.dir == str(tmp_path / "run")  # put back
 
@@ -128,8 +129,12 @@ def test_single_runs_leave_lightning_alone(hydra_job, monkeypatch):
 
 def test_ddp_inside_joblib_workers_is_refused_naming_both(hydra_job):
     hydra_job(launcher=JOBLIB, n_jobs=2)
-    with pytest.raises(ValueError, match="trainer.strategy=ddp with hydra/launcher=joblib"):
-        check_launcher("ddp")
+    with pytest.raises(ValueError, match="trainer.strategy=ddp trainer.devices=2 with hydra/"):
+        check_launcher("ddp", 2)
+    for multi in (("fsdp", 1, 1), ("auto", 2, 1), ("auto", [0, 1], 1), ("auto", 1, 2)):
+        with pytest.raises(ValueError, match="cannot run inside joblib workers"):
+            check_launcher(*multi)
     check_launcher("auto")  # one process per job: fine
+    check_launcher("auto", [0])
     hydra_job(launcher=BASIC)
-    check_launcher("ddp")  # jobs one after another: each starts its own ranks
+    check_launcher("ddp", 2)  # jobs one after another: each starts its own ranks

@@ -32,7 +32,7 @@ from medprune.job import (
     update_wandb_summary,
 )
 from medprune.summary import print_summary, pruning_summary, write_summary
-from medprune.sweep import check_launcher, ddp_ranks_run_this_job, job_threads
+from medprune.sweep import check_launcher, ddp_ranks_run_this_job
 
 __all__ = ["train", "sculpt"]
 
@@ -52,7 +52,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     subprocess launcher gives the other ranks the same output folder).
     """
     validate_config(cfg)
-    check_launcher(cfg.trainer.get("strategy", "auto"))
+    trainer_cfg = cfg.trainer
+    check_launcher(
+        trainer_cfg.get("strategy", "auto"),
+        trainer_cfg.get("devices", 1),
+        trainer_cfg.get("num_nodes", 1),
+    )
     out = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0
     if rank_zero:
@@ -60,9 +65,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
-    threads = job_threads(cfg.get("threads"))
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     # Callbacks and loggers first: their config errors surface before any data is generated.
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")

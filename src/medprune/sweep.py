@@ -1,10 +1,12 @@
 """What a job needs to know about the multirun it belongs to (Hydra's ``HydraConfig``).
 
 - ``sweep_group``: the W&B group, one per multirun, so a sweep's runs sit together;
-- ``job_threads``: torch threads per job, so parallel jobs share the cores instead of each
-  starting one thread per core (oversubscribed OpenMP threads slow every job down);
+- ``check_launcher``: refuses multi-process training inside joblib workers;
 - ``ddp_child_argv``: the command Lightning's DDP launcher starts its other ranks with;
-- ``slurm_gpus``: GPUs per node for the SLURM launcher, from the trainer config.
+- ``slurm_devices``/``slurm_gpus``: tasks and GPUs per node for the SLURM launcher.
+
+Threads need nothing here: joblib's workers get cores / n_jobs OpenMP threads from joblib
+itself (it sets ``OMP_NUM_THREADS``), and ``threads=N`` sets torch's count for any job.
 """
 
 from __future__ import annotations
@@ -46,38 +48,50 @@ def _joblib_launcher() -> Any | None:
     return launcher
 
 
-def check_launcher(strategy: object) -> None:
-    """DDP starts its ranks as new processes from the command line; a joblib worker has no
-    command line of its own to start them from (its ``sys.argv`` is joblib's)."""
-    if _joblib_launcher() is not None and str(strategy).startswith("ddp"):
+def _multi_process(strategy: object, devices: object, num_nodes: object) -> bool:
+    name = str(strategy).lower()
+    if any(kind in name for kind in ("ddp", "fsdp", "deepspeed")):
+        return True
+    if isinstance(devices, (list, tuple)) or str(devices) == "-1":
+        return len(devices) > 1 if isinstance(devices, (list, tuple)) else True
+    return (isinstance(devices, int) and devices > 1) or (
+        isinstance(num_nodes, int) and num_nodes > 1
+    )
+
+
+def check_launcher(strategy: object, devices: object = 1, num_nodes: object = 1) -> None:
+    """Multi-process training (DDP, FSDP, DeepSpeed, several devices) starts its ranks as new
+    processes from the command line; a joblib worker has no command line of its own to start
+    them from (its ``sys.argv`` is joblib's)."""
+    if _joblib_launcher() is not None and _multi_process(strategy, devices, num_nodes):
         raise ValueError(
-            f"trainer.strategy={strategy} with hydra/launcher=joblib: DDP jobs start their own "
-            "processes and cannot run inside joblib workers; run them one after another "
-            "(drop hydra/launcher=joblib: each job uses all trainer.devices) or on a cluster "
-            "(hydra/launcher=slurm)"
+            f"trainer.strategy={strategy} trainer.devices={devices} with "
+            "hydra/launcher=joblib: multi-process jobs start their own processes and cannot "
+            "run inside joblib workers; run them one after another (drop hydra/launcher=joblib: "
+            "each job uses all trainer.devices) or on a cluster (hydra/launcher=slurm)"
         )
 
 
-def job_threads(requested: int | None, cores: int | None = None) -> int | None:
-    """torch intra-op threads for this job: ``requested`` if set; under the joblib launcher
-    the cores divided among its ``n_jobs`` (at least 1); otherwise None (torch's default,
-    all cores)."""
-    if requested is not None:
-        return requested
-    launcher = _joblib_launcher()
-    if launcher is None:
-        return None
-    cores = cores or os.cpu_count() or 1
-    n_jobs = launcher.get("n_jobs") or -1
-    if n_jobs < 0:  # joblib: -1 = one job per core, -2 = all but one, ...
-        n_jobs = max(1, cores + 1 + n_jobs)
-    return max(1, cores // n_jobs)
+def slurm_devices(devices: object) -> int:
+    """SLURM tasks per node: one per Lightning device, so ``trainer.devices`` must be a count.
+    Resolver ``${slurm_devices:${trainer.devices}}``."""
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(
+            f"trainer.devices={devices!r}: hydra/launcher=slurm needs a number of devices per "
+            "node (one SLURM task each), e.g. trainer.devices=4"
+        )
+    return devices
 
 
-def slurm_gpus(accelerator: str, devices: int) -> int:
+def slurm_gpus(accelerator: str, devices: object) -> int:
     """GPUs per node to ask SLURM for: one per Lightning device on GPU, none on CPU.
     Resolver ``${slurm_gpus:${trainer.accelerator},${trainer.devices}}``."""
-    return int(devices) if str(accelerator) in ("gpu", "cuda") else 0
+    return slurm_devices(devices) if str(accelerator) in ("gpu", "cuda") else 0
+
+
+#: Hydra overrides that belong to the sweep, not to one of its jobs.
+SWEEP_ONLY = ("hydra.mode", "hydra.sweep", "hydra.run", "hydra/launcher", "hydra.launcher")
+SWEEP_ONLY += ("hydra/sweeper", "hydra.sweeper")
 
 
 def ddp_child_argv(script: str, job_overrides: list[str]) -> list[str]:
@@ -106,7 +120,8 @@ def ddp_ranks_run_this_job(output_dir: str):
         return
     argv, run_dir = sys.argv, hydra.run.dir
     env = {k: os.environ.get(k) for k in DDP_ENV}
-    sys.argv = ddp_child_argv(argv[0], list(hydra.overrides.task))
+    own = [o for o in hydra.overrides.hydra if not o.lstrip("+~").startswith(SWEEP_ONLY)]
+    sys.argv = ddp_child_argv(argv[0], [*own, *hydra.overrides.task])
     with read_write(hydra):
         hydra.run.dir = output_dir
     try:

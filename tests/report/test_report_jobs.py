@@ -180,3 +180,35 @@ def test_main_metric_missing_names_the_available_ones(tmp_path):
         r"test/loss\)",
     ):
         main_metric(load_jobs(tmp_path).finished)
+
+
+def test_a_seed_repeated_in_a_row_is_refused_naming_both_jobs(tmp_path):
+    # what Hydra's basic sweeper makes of pruning=none,global sparsity=0.5,0.75: dense twice
+    write_sweep(
+        tmp_path,
+        [("none", 0.0, 0, nuclei(0.8)), ("none", 0.0, 0, nuclei(0.8))]
+        + [("global", s, 0, nuclei(0.7)) for s in (0.5, 0.75)],
+        overrides=["pruning=x"],
+    )
+    with pytest.raises(
+        ReportError, match=r"jobs 0 and 1 are both none at target sparsity 0 with seed 0"
+    ):
+        load_jobs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("target", "seed", "message"),
+    [
+        (None, 0, r"0/summary\.json: pruning\.target_sparsity=None, expected a number"),
+        ("half", 0, r"pruning\.target_sparsity='half', expected a number"),
+        (0.5, "abc", r"0/config\.yaml: seed='abc', expected an integer"),
+    ],
+)
+def test_values_of_the_wrong_type_name_file_and_key(tmp_path, target, seed, message):
+    write_job(tmp_path / "0", "global", 0.5, 0, nuclei(0.5))
+    summary = json.loads((tmp_path / "0" / "summary.json").read_text())
+    summary["pruning"]["target_sparsity"] = target
+    (tmp_path / "0" / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "0" / "config.yaml").write_text(f"seed: {seed}\ntask_name: nuclei\n")
+    with pytest.raises(ReportError, match=message):
+        load_jobs(tmp_path)

@@ -229,3 +229,14 @@ def test_several_dense_targets_each_get_a_row_first():
         ("none", 0.5, True),
         ("global", 0.5, False),
     ]
+
+
+def test_a_nan_mean_is_not_compared_and_said_so():
+    groups = head_to_head({0.5: (math.nan, 0.4), 0.75: (0.3, 0.4), 0.9: (0.3, 0.2)})
+    c = find_crossover(groups, "test/aji")
+    assert c.sparsity == 0.9 and c.previous_sparsity == 0.75 and list(c.margins) == [0.75, 0.9]
+    assert c.text.endswith("(not compared, no finite mean: sparsity 0.5)")
+    assert "equal" not in c.text
+    assert find_crossover(head_to_head({0.5: (math.nan, 0.4)}), "test/aji").text == (
+        "no crossover: no finite means to compare"
+    )

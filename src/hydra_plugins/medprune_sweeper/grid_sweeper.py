@@ -49,7 +49,12 @@ class GridSweeper(BasicSweeper):
         super().__init__(max_batch_size=max_batch_size, params=params)
         dense = dense or {}
         self.trigger = dense.get("override")
-        self.ignores = list(dense.get("ignores") or [])
+        ignores = dense.get("ignores") or []
+        if isinstance(ignores, str) or not all(isinstance(k, str) for k in ignores):
+            raise ValueError(
+                f"hydra.sweeper.dense.ignores={ignores!r}: expected a list of keys, e.g. [sparsity]"
+            )
+        self.ignores = list(ignores)
 
     def split_arguments(  # type: ignore[override]  # an instance method: it needs the dense keys
         self, overrides: list[Override], max_batch_size: int | None

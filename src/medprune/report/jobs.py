@@ -121,6 +121,7 @@ def load_jobs(root: str | Path, select: Sequence[str] = ()) -> JobSet:
         )
     check_one_task(finished)
     check_one_setting(finished)
+    check_seeds_once(finished)
     return JobSet(root, finished, failed)
 
 
@@ -176,6 +177,21 @@ def check_one_setting(jobs: Sequence[Job]) -> None:
             )
 
 
+def check_seeds_once(jobs: Sequence[Job]) -> None:
+    """A seed counts once per row: repeats (two sweeps under one folder, or a dense model
+    trained once per sparsity by Hydra's basic sweeper) would shrink the std."""
+    seen: dict[tuple[str, float, int | None], Job] = {}
+    for job in jobs:
+        key = (job.scope, job.target_sparsity, job.seed)
+        if key in seen:
+            raise ReportError(
+                f"jobs {seen[key].name} and {job.name} are both {job.scope} at target sparsity "
+                f"{job.target_sparsity:g} with seed {job.seed}: each seed counts once in a row; "
+                "report each sweep's folder separately (or remove the repeat)"
+            )
+        seen[key] = job
+
+
 def _load_job(root: Path, folder: Path) -> Job:
     overrides_path = folder / OVERRIDES
     overrides = _read_yaml(overrides_path) if overrides_path.is_file() else []
@@ -185,6 +201,9 @@ def _load_job(root: Path, folder: Path) -> Job:
     config = _read_yaml(config_path) if config_path.is_file() else None
     if config is not None and not isinstance(config, dict):
         raise ReportError(f"{config_path}: expected a YAML mapping (the job's resolved config)")
+    seed = (config or {}).get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ReportError(f"{config_path}: seed={seed!r}, expected an integer")
     summary_path = folder / SUMMARY
     summary = _read_summary(summary_path) if summary_path.is_file() else None
     name = folder.relative_to(root).as_posix()
@@ -214,6 +233,9 @@ def _read_summary(path: Path) -> dict[str, Any]:
     for key in PRUNING_KEYS:
         if key not in summary["pruning"]:
             raise ReportError(f"{path} lacks key 'pruning.{key}' (a train.py summary has it)")
+    target = summary["pruning"]["target_sparsity"]
+    if isinstance(target, bool) or not isinstance(target, (int, float)):
+        raise ReportError(f"{path}: pruning.target_sparsity={target!r}, expected a number")
     return summary
 
 

@@ -115,10 +115,20 @@ def find_crossover(groups: Sequence[Group], metric: str, mode: str = "max") -> C
     margins = {
         s: sign * (glob[s].metrics[metric].mean - layer[s].metrics[metric].mean) for s in common
     }
+    unknown = [s for s in common if not math.isfinite(margins[s])]
+    if unknown:  # a NaN mean neither wins nor ties: compare where both have a number
+        common = [s for s in common if s not in unknown]
+        margins = {s: margins[s] for s in common}
+        if not common:
+            return Crossover(
+                None, None, None, {}, False, "no crossover: no finite means to compare"
+            )
     wins = [margins[s] > 0 for s in common]
+    note = f" (not compared, no finite mean: sparsity {', '.join(f'{u:g}' for u in unknown)})"
+    note = note if unknown else ""
 
     def none(text: str) -> Crossover:
-        return Crossover(None, None, None, margins, False, text)
+        return Crossover(None, None, None, margins, False, text + note)
 
     if all(wins):
         return none("global is better at every sparsity (no crossover)")
@@ -143,6 +153,7 @@ def find_crossover(groups: Sequence[Group], metric: str, mode: str = "max") -> C
         before = f"layer-wise {'better' if margins[previous] < 0 else 'equal'} at {previous:g}"
     compression = glob[s].compression_ratio
     text = f"global overtakes layer-wise at sparsity {s:g} ({format_ratio(compression)}; {before})"
+    text += note
     stds = [g[s].metrics[metric].std for g in (glob, layer)]
     stds = [std for std in stds if not math.isnan(std)]
     within = bool(stds) and margins[s] < max(stds)

@@ -132,10 +132,13 @@ def test_ddp_inside_joblib_workers_is_refused_naming_both(hydra_job):
     hydra_job(launcher=JOBLIB, n_jobs=2)
     with pytest.raises(ValueError, match="trainer.strategy=ddp trainer.devices=2 with hydra/"):
         check_launcher("ddp", 2)
-    for multi in (("fsdp", 1, 1), ("auto", 2, 1), ("auto", [0, 1], 1), ("auto", 1, 2)):
+    two = OmegaConf.create({"devices": [0, 1]}).devices  # as train() reads it from the config
+    multis = [("fsdp", 1, 1), ("auto", 2, 1), ("auto", two, 1), ("auto", "0,1", 1)]
+    for multi in [*multis, ("auto", "2", 1), ("auto", -1, 1), ("auto", 1, 2)]:
         with pytest.raises(ValueError, match="cannot run inside joblib workers"):
             check_launcher(*multi)
     check_launcher("auto")  # one process per job: fine
     check_launcher("auto", [0])
+    check_launcher("auto", "auto")
     hydra_job(launcher=BASIC)
     check_launcher("ddp", 2)  # jobs one after another: each starts its own ranks

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,17 @@ def _joblib_launcher() -> Any | None:
 
 
 def _multi_process(strategy: object, devices: object, num_nodes: object) -> bool:
-    name = str(strategy).lower()
-    if any(kind in name for kind in ("ddp", "fsdp", "deepspeed")):
+    """Whether Lightning would start more than one process: a multi-process strategy, or
+    several devices (2, "2", -1, "0,1", [0, 1], a ListConfig) or nodes."""
+    if any(kind in str(strategy).lower() for kind in ("ddp", "fsdp", "deepspeed")):
         return True
-    if isinstance(devices, (list, tuple)) or str(devices) == "-1":
-        return len(devices) > 1 if isinstance(devices, (list, tuple)) else True
-    return (isinstance(devices, int) and devices > 1) or (
-        isinstance(num_nodes, int) and num_nodes > 1
-    )
+    if isinstance(devices, str):
+        devices = int(devices) if devices.lstrip("-").isdigit() else devices.split(",")
+    if isinstance(devices, Sequence):
+        return len(devices) > 1
+    if isinstance(devices, int) and (devices > 1 or devices == -1):
+        return True
+    return isinstance(num_nodes, int) and num_nodes > 1
 
 
 def check_launcher(strategy: object, devices: object = 1, num_nodes: object = 1) -> None:

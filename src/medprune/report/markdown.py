@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medprune.report.jobs import FAILED_REASON, Job
-from medprune.report.table import Crossover, Group, MeanStd, format_ratio
+from medprune.report.table import Crossover, Group, MeanStd, format_ratio, metric_names
 
 PLOT_FILE = "quality_vs_sparsity.png"
 HIDDEN_METRICS = ("test/loss",)  # in report.csv, too technical for the summary table
@@ -32,9 +32,7 @@ def render_markdown(
     skipped: Sequence[str] = (),
 ) -> str:
     better = "higher" if mode == "max" else "lower"
-    others = sorted(
-        {name for g in groups for name in g.metrics} - {metric, *HIDDEN_METRICS},
-    )
+    others = [n for n in metric_names(groups) if n not in (metric, *HIDDEN_METRICS)]
     columns = ["scope", "target sparsity", "compression", "n", metric, *others]
     lines = [
         f"# Quality vs sparsity: {task}",

@@ -81,7 +81,7 @@ def aggregate(jobs: Sequence[Job]) -> list[Group]:
     members: dict[tuple[str, float], list[Job]] = {}
     for job in jobs:
         members.setdefault((job.scope, job.target_sparsity), []).append(job)
-    names = sorted(set().union(*(job.metrics for job in jobs)))
+    names = metric_names(jobs)
     groups = [
         Group(
             scope=scope,
@@ -168,7 +168,7 @@ def format_ratio(ratio: float) -> str:
 
 def report_table(groups: Sequence[Group], task: str) -> tuple[list[str], list[list[Any]]]:
     """report.csv's header and rows (raw values; NaN where a std needs two seeds)."""
-    names = _metric_names(groups)
+    names = metric_names(groups)
     header = ["task", "scope", "target_sparsity", "n", "seeds", "achieved_sparsity"]
     header += ["compression_ratio"]
     header += [f"{name}_{part}" for name in names for part in ("mean", "std")]
@@ -185,7 +185,7 @@ def report_table(groups: Sequence[Group], task: str) -> tuple[list[str], list[li
 
 def jobs_table(jobs: Sequence[Job]) -> tuple[list[str], list[list[Any]]]:
     """jobs.csv: one row per finished job, the numbers behind every mean."""
-    names = sorted(set().union(*(job.metrics for job in jobs)))
+    names = metric_names(jobs)
     header = ["job", "task", "scope", "target_sparsity", "seed", "achieved_sparsity"]
     header += ["compression_ratio", *names]
     rows = [
@@ -213,8 +213,9 @@ def csv_cell(value: Any) -> str:
     return str(value)
 
 
-def _metric_names(groups: Sequence[Group]) -> list[str]:
-    return sorted(set().union(*(g.metrics for g in groups)))
+def metric_names(items: Sequence[Job | Group]) -> list[str]:
+    """Every metric name of the jobs (or groups), sorted: a name some lack is still a column."""
+    return sorted(set().union(*(item.metrics for item in items)))
 
 
 def _winner(margin: float) -> str:

@@ -7,7 +7,6 @@ import torch
 
 from acdc_fixtures import frame_data, write_nifti, write_patient
 from medprune.data.acdc import (
-    AcdcSlices,
     Volume,
     center_crop_or_pad,
     find_patients,
@@ -18,6 +17,7 @@ from medprune.data.acdc import (
     resample_inplane,
     split_patients,
 )
+from medprune.data.cardiac_datamodule import AcdcSlices
 from medprune.data.transforms import cardiac_train_transform
 
 

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from medprune.metrics.instance import (
-    InstanceMetrics,
     aggregated_jaccard_index,
     overlap_matrix,
     panoptic_quality,
 )
+from medprune.metrics.tiles import InstanceMetrics
 
 # --- hand-made tiles -----------------------------------------------------------
 

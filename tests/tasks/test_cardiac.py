@@ -11,11 +11,11 @@ from acdc_fixtures import write_patient
 from conftest import CARDIAC_TINY, ROOT, compose_train
 from medprune.data import CardiacSyntheticDataModule
 from medprune.data.acdc import load_patient
+from medprune.inference.torch_network import labels_on_grid
 from medprune.metrics.surface import volume_scores
 from medprune.metrics.volume import VolumeMetrics
 from medprune.run import train
 from medprune.tasks import CardiacSegmentationTask
-from medprune.tasks.cardiac import labels_on_grid
 
 KEYS = ["dice_rv", "dice_myo", "dice_lv", "dice_mean", "hd95_rv", "hd95_myo", "hd95_lv"]
 

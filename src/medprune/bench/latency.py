@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medprune.models.modes import eval_mode
+from medprune.inference.modes import eval_mode
 
 
 def measure(fn: Callable[[], object], warmup: int, repeats: int) -> dict:

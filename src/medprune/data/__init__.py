@@ -1,13 +1,23 @@
-"""Data: built-in generators, dataset readers, albumentations pipelines and DataModules."""
+"""Data: built-in generators, dataset readers, albumentations pipelines and DataModules.
 
-from medprune.data.cardiac_datamodule import AcdcDataModule, CardiacSyntheticDataModule
-from medprune.data.monuseg_datamodule import NucleiFolderDataModule
-from medprune.data.nuclei_datamodule import NucleiSyntheticDataModule, NucleiTiles
+The DataModules (torch, Lightning) are imported on first use, so the file readers
+(``medprune.data.monuseg``, ``medprune.data.acdc``) load without torch for prediction.
+"""
 
-__all__ = [
-    "AcdcDataModule",
-    "CardiacSyntheticDataModule",
-    "NucleiFolderDataModule",
-    "NucleiSyntheticDataModule",
-    "NucleiTiles",
-]
+_LAZY = {
+    "AcdcDataModule": "medprune.data.cardiac_datamodule",
+    "CardiacSyntheticDataModule": "medprune.data.cardiac_datamodule",
+    "NucleiFolderDataModule": "medprune.data.monuseg_datamodule",
+    "NucleiSyntheticDataModule": "medprune.data.nuclei_datamodule",
+    "NucleiTiles": "medprune.data.nuclei_datamodule",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medprune.data' has no attribute {name!r}")

@@ -11,22 +11,21 @@ and ``spacing = (zoom_k, zoom_j, zoom_i)`` in mm, so axis 0 indexes the short-ax
 zooms (pixdim), not the affine: ACDC affines do not carry it.
 
 Composition: ``find_patients`` -> ``split_patients`` -> ``load_patient`` per patient ->
-``preprocess_volume`` per volume -> ``AcdcSlices(volumes, size)``.
+``preprocess_volume`` per volume -> ``AcdcSlices(volumes, size)``
+(``medprune.data.cardiac_datamodule``). This module needs no torch: prediction reuses it.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
 from scipy import ndimage
-from torch.utils.data import Dataset
 
 NUM_CLASSES = 4  # 0 background, 1 RV, 2 myocardium, 3 LV cavity
 PHASES = ("ED", "ES")
@@ -95,15 +94,44 @@ def _nifti_path(patient_dir: Path, frame: int, suffix: str) -> Path:
 
 def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, tuple[float, float, float]]:
     """The image and its (z, y, x) spacing in mm."""
-    nii = nib.load(path)
+    try:
+        nii = nib.load(path)
+    except Exception as err:  # nibabel raises many kinds; one message naming the file
+        raise ValueError(f"{path}: cannot read NIfTI ({type(err).__name__}: {err})") from None
     if len(nii.shape) != 3:
         raise ValueError(f"{path}: expected a 3D volume (x, y, z), got shape {nii.shape}")
     zooms = tuple(float(z) for z in nii.header.get_zooms()[:3])
     return nii, (zooms[2], zooms[1], zooms[0])
 
 
-def _read_label(path: Path) -> np.ndarray:
-    raw = np.asanyarray(nib.load(path).dataobj)
+def _voxels(nii: nib.Nifti1Image, path: Path, dtype=None) -> np.ndarray:
+    """The voxel data, decoded now (a truncated .nii.gz fails here, named)."""
+    try:
+        return nii.get_fdata(dtype=dtype) if dtype is not None else np.asanyarray(nii.dataobj)
+    except Exception as err:
+        raise ValueError(
+            f"{path}: cannot decode NIfTI data ({type(err).__name__}: {err})"
+        ) from None
+
+
+def read_nifti_volume(
+    path: str | Path,
+) -> tuple[np.ndarray, tuple[float, float, float], nib.Nifti1Image]:
+    """A 3D NIfTI volume as float32 (z, y, x), its (z, y, x) spacing in mm, and the image
+    (header and affine, for writing a prediction on the same grid)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: NIfTI file not found")
+    nii, spacing = _read_nifti(path)
+    image = _voxels(nii, path, np.float32).transpose(2, 1, 0)
+    return np.ascontiguousarray(image), spacing, nii
+
+
+def read_label_volume(path: str | Path) -> np.ndarray:
+    """An ACDC label volume (0..3) as uint8 in the file's (x, y, z) order."""
+    path = Path(path)
+    nii, _ = _read_nifti(path)
+    raw = _voxels(nii, path)
     values = np.unique(raw)
     bad = values[(values < 0) | (values >= NUM_CLASSES) | (values != np.round(values))]
     if bad.size:
@@ -124,9 +152,8 @@ def load_patient(patient_dir: str | Path) -> list[Volume]:
     for phase in PHASES:
         image_path = _nifti_path(patient_dir, info[phase], "")
         label_path = _nifti_path(patient_dir, info[phase], "_gt")
-        nii, spacing = _read_nifti(image_path)
-        image = nii.get_fdata(dtype=np.float32).transpose(2, 1, 0)
-        label = _read_label(label_path).transpose(2, 1, 0)
+        image, spacing, _ = read_nifti_volume(image_path)
+        label = read_label_volume(label_path).transpose(2, 1, 0)
         if image.shape != label.shape:
             raise ValueError(
                 f"{image_path} and {label_path}: image shape {image.shape[::-1]} != label shape "
@@ -138,7 +165,7 @@ def load_patient(patient_dir: str | Path) -> list[Volume]:
                 phase=phase,
                 frame=int(info[phase]),
                 group=None if group is None else str(group),
-                image=np.ascontiguousarray(image),
+                image=image,
                 label=np.ascontiguousarray(label),
                 spacing=spacing,
             )
@@ -217,57 +244,14 @@ def center_crop_or_pad(
     return out
 
 
-class AcdcSlices(Dataset):
-    """2D short-axis slices of preprocessed volumes (ACDC or built-in). Items: ``{"image":
-    (1, H, W) float32, "label": (H, W) int64}``, with (H, W) = ``size`` (int or (h, w); None
-    keeps each slice's own shape).
-
-    Images are padded with their volume's minimum (the dark background after normalisation,
-    not the mean grey that 0 would be), labels with 0. ``transform``, if given, is called
-    albumentations-style as ``transform(image=, mask=)`` on the (H, W) arrays after cropping,
-    with the image mapped linearly from its volume's [min, max] to [0, 1] and back afterwards:
-    albumentations' intensity transforms clip float images to [0, 1], which would cut a
-    z-scored slice's whole negative half, and its affine fill 0 is then the dark background.
-    ``volumes`` and ``slices_of(v)`` give the dataset indices of volume ``v`` in slice order,
-    for per-volume evaluation (undo the crop with ``center_crop_or_pad(pred, (y, x))``).
-    """
-
-    def __init__(
-        self,
-        volumes: Sequence[Volume],
-        size: int | Sequence[int] | None,
-        transform: Callable | None = None,
-    ) -> None:
-        self.volumes = list(volumes)
-        self.size, self.transform = size, transform
-        self.index = [(v, k) for v, vol in enumerate(self.volumes) for k in range(len(vol.image))]
-        self._fill = [float(vol.image.min()) if vol.image.size else 0.0 for vol in self.volumes]
-        self._span = [
-            max(float(vol.image.max()) - low, 1e-6) if vol.image.size else 1.0
-            for vol, low in zip(self.volumes, self._fill)
-        ]
-        self._starts = np.cumsum([0] + [len(vol.image) for vol in self.volumes])
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def slices_of(self, volume_index: int) -> range:
-        """Dataset indices of the slices of ``self.volumes[volume_index]``, z ascending."""
-        return range(int(self._starts[volume_index]), int(self._starts[volume_index + 1]))
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        v, k = self.index[index]
-        image, label = self.volumes[v].image[k], self.volumes[v].label[k]
-        if self.size is not None:
-            image = center_crop_or_pad(image, self.size, fill=self._fill[v])
-            label = center_crop_or_pad(label, self.size, fill=0)
-        if self.transform is not None:
-            low, span = self._fill[v], self._span[v]
-            unit = ((image - low) / span).astype(np.float32)
-            out = self.transform(image=unit, mask=label)
-            image, label = out["image"] * span + low, out["mask"]
-        image = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-        return {"image": image, "label": torch.from_numpy(np.ascontiguousarray(label, np.int64))}
+def pad_volume(image: np.ndarray, multiple: int) -> np.ndarray:
+    """A (Z, H, W) volume padded centrally (``center_crop_or_pad``) with its minimum, never
+    cropped, to sides that are multiples of ``multiple`` and at least two of them (a U-Net of
+    depth d takes sides of ``k * 2 ** (d - 1)`` px, k >= 2 after export), for whole-volume
+    inference; float32."""
+    size = [max(2, math.ceil(n / multiple)) * multiple for n in image.shape[1:]]
+    fill = float(image.min()) if image.size else 0.0
+    return np.stack([center_crop_or_pad(s, size, fill=fill) for s in image]).astype(np.float32)
 
 
 def split_patients(

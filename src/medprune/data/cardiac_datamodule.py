@@ -12,8 +12,7 @@ resampling, so ACDC metrics are computed on each patient's own voxel grid.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -22,17 +21,70 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medprune.data.acdc import (
-    AcdcSlices,
     Volume,
     center_crop_or_pad,
     find_patients,
     load_patient,
+    pad_volume,
     preprocess_volume,
     split_patients,
 )
 from medprune.data.checks import check_data_ints
 from medprune.data.synthetic_cardiac import generate_cardiac_split
 from medprune.data.transforms import cardiac_train_transform
+
+
+class AcdcSlices(Dataset):
+    """2D short-axis slices of preprocessed volumes (ACDC or built-in). Items: ``{"image":
+    (1, H, W) float32, "label": (H, W) int64}``, with (H, W) = ``size`` (int or (h, w); None
+    keeps each slice's own shape).
+
+    Images are padded with their volume's minimum (the dark background after normalisation,
+    not the mean grey that 0 would be), labels with 0. ``transform``, if given, is called
+    albumentations-style as ``transform(image=, mask=)`` on the (H, W) arrays after cropping,
+    with the image mapped linearly from its volume's [min, max] to [0, 1] and back afterwards:
+    albumentations' intensity transforms clip float images to [0, 1], which would cut a
+    z-scored slice's whole negative half, and its affine fill 0 is then the dark background.
+    ``volumes`` and ``slices_of(v)`` give the dataset indices of volume ``v`` in slice order,
+    for per-volume evaluation (undo the crop with ``center_crop_or_pad(pred, (y, x))``).
+    """
+
+    def __init__(
+        self,
+        volumes: Sequence[Volume],
+        size: int | Sequence[int] | None,
+        transform: Callable | None = None,
+    ) -> None:
+        self.volumes = list(volumes)
+        self.size, self.transform = size, transform
+        self.index = [(v, k) for v, vol in enumerate(self.volumes) for k in range(len(vol.image))]
+        self._fill = [float(vol.image.min()) if vol.image.size else 0.0 for vol in self.volumes]
+        self._span = [
+            max(float(vol.image.max()) - low, 1e-6) if vol.image.size else 1.0
+            for vol, low in zip(self.volumes, self._fill)
+        ]
+        self._starts = np.cumsum([0] + [len(vol.image) for vol in self.volumes])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def slices_of(self, volume_index: int) -> range:
+        """Dataset indices of the slices of ``self.volumes[volume_index]``, z ascending."""
+        return range(int(self._starts[volume_index]), int(self._starts[volume_index + 1]))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        v, k = self.index[index]
+        image, label = self.volumes[v].image[k], self.volumes[v].label[k]
+        if self.size is not None:
+            image = center_crop_or_pad(image, self.size, fill=self._fill[v])
+            label = center_crop_or_pad(label, self.size, fill=0)
+        if self.transform is not None:
+            low, span = self._fill[v], self._span[v]
+            unit = ((image - low) / span).astype(np.float32)
+            out = self.transform(image=unit, mask=label)
+            image, label = out["image"] * span + low, out["mask"]
+        image = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+        return {"image": image, "label": torch.from_numpy(np.ascontiguousarray(label, np.int64))}
 
 
 class CardiacVolumes(Dataset):
@@ -47,12 +99,10 @@ class CardiacVolumes(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         vol, scored = self.pairs[index]
-        size = [math.ceil(n / self.pad_multiple) * self.pad_multiple for n in vol.image.shape[1:]]
-        fill = float(vol.image.min())
-        image = np.stack([center_crop_or_pad(s, size, fill=fill) for s in vol.image])
-        label = np.stack([center_crop_or_pad(s, size, fill=0) for s in vol.label])
+        image = pad_volume(vol.image, self.pad_multiple)
+        label = np.stack([center_crop_or_pad(s, image.shape[1:], fill=0) for s in vol.label])
         return {
-            "image": torch.from_numpy(image.astype(np.float32))[:, None],
+            "image": torch.from_numpy(image)[:, None],
             "label": torch.from_numpy(label.astype(np.int64)),
             "size": torch.tensor(vol.image.shape[1:], dtype=torch.int64),
             "scored_label": torch.from_numpy(scored.label.astype(np.int64)),

@@ -48,15 +48,31 @@ def _open_image(path: Path) -> Image.Image:
 
 def read_rgb_tiff(path: str | Path) -> np.ndarray:
     """The image as (H, W, 3) uint8. Any format Pillow decodes works (LZW and PackBits TIFF,
-    PNG). RGBA, greyscale and palette images become RGB (alpha dropped, not composited);
-    images with more than 8 bits per sample are refused rather than silently clipped."""
+    PNG, JPEG). RGBA, greyscale and palette images become RGB (alpha dropped, not
+    composited); images with more than 8 bits per sample are refused rather than clipped."""
+    return read_rgb_image(path)[0]
+
+
+#: A file resolution coarser than this is a screen default (72 or 96 dpi), not a scanner's.
+MAX_MICRONS_PER_PIXEL = 10.0
+
+
+def read_rgb_image(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """``read_rgb_tiff``'s image and the pixel size in µm the file states (TIFF resolution
+    tags or PNG pHYs, read by Pillow as dpi), or None when it states none or a screen
+    default coarser than ``MAX_MICRONS_PER_PIXEL``."""
     path = Path(path)
     image = _open_image(path)
     if image.mode in _WIDE_MODES:
         raise ValueError(f"{path}: image mode {image.mode!r}, expected 8-bit RGB(A)/greyscale")
+    dpi = image.info.get("dpi")
+    microns = None
+    if isinstance(dpi, tuple) and dpi and float(dpi[0]) > 0:
+        microns = 25400.0 / float(dpi[0])  # 25,400 µm per inch
+        microns = microns if microns <= MAX_MICRONS_PER_PIXEL else None
     if image.mode != "RGB":
         image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8).copy()
+    return np.asarray(image, dtype=np.uint8).copy(), microns
 
 
 def _float_attribute(path: Path, element: ET.Element, name: str, where: str) -> float:

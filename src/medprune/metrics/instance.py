@@ -18,8 +18,8 @@ Conventions for degenerate tiles (the metrics are 0/0 there otherwise):
 * ``pred`` empty, ``true`` not -> all 0.0 (everything missed);
 * instances present but no true positive -> SQ = 0.0 (hence PQ = 0.0).
 
-Averaging over tiles (``InstanceMetrics``) is per tile, as in the literature, so
-an empty-vs-empty tile counts as a perfect one.
+Averaging over tiles (``medprune.metrics.tiles.InstanceMetrics``) is per tile, as in the
+literature, so an empty-vs-empty tile counts as a perfect one.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import torch
-import torchmetrics
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -37,7 +35,6 @@ __all__ = [
     "aggregated_jaccard_index",
     "panoptic_quality",
     "instance_scores",
-    "InstanceMetrics",
 ]
 
 
@@ -74,7 +71,7 @@ def _check_labels(name: str, labels: ArrayLike) -> np.ndarray:
     return arr
 
 
-def _check_threshold(iou_threshold: float) -> float:
+def check_iou_threshold(iou_threshold: float) -> float:
     thr = float(iou_threshold)
     # Below 0.5 one instance could match several, which would need a Hungarian
     # assignment; at >= 1.0 no pair can ever match (IoU > 1 is impossible).
@@ -179,7 +176,7 @@ def panoptic_quality(
     Returns ``pq``, ``dq`` (F1-like detection quality), ``sq`` (mean IoU of
     matched pairs) as floats and the ``tp``/``fp``/``fn`` counts as ints.
     """
-    thr = _check_threshold(iou_threshold)
+    thr = check_iou_threshold(iou_threshold)
     return _pq(overlap_matrix(true, pred), thr)
 
 
@@ -188,52 +185,5 @@ def instance_scores(
 ) -> dict[str, float]:
     """AJI, PQ, DQ and SQ of one tile from a single overlap matrix."""
     ov = overlap_matrix(true, pred)
-    pq = _pq(ov, _check_threshold(iou_threshold))
+    pq = _pq(ov, check_iou_threshold(iou_threshold))
     return {"aji": _aji(ov), "pq": pq["pq"], "dq": pq["dq"], "sq": pq["sq"]}
-
-
-class InstanceMetrics(torchmetrics.Metric):
-    """Per-tile AJI, PQ, DQ and SQ averaged over tiles, as a torchmetrics ``Metric``.
-
-    Scores are computed at ``update`` time (on the CPU, from numpy label maps), so the state is
-    four sums and a tile count; under DDP they are summed across processes before ``compute``.
-    """
-
-    keys = ("aji", "pq", "dq", "sq")
-    full_state_update = False
-
-    def __init__(self, iou_threshold: float = 0.5, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.iou_threshold = _check_threshold(iou_threshold)
-        self.add_state(
-            "sums", torch.zeros(len(self.keys), dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("count", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
-
-    def __len__(self) -> int:
-        return int(self.count)
-
-    def update(self, true: ArrayLike, pred: ArrayLike) -> None:
-        """Score one (H, W) tile or a batch (N, H, W) of tiles (numpy arrays or CPU tensors)."""
-        t, p = np.asarray(true), np.asarray(pred)
-        if t.shape != p.shape:
-            raise ValueError(f"true and pred must have the same shape, got {t.shape} and {p.shape}")
-        if t.ndim == 2:
-            t, p = t[None], p[None]
-        elif t.ndim != 3:
-            raise ValueError(f"true and pred must be (H, W) or (N, H, W), got shape {t.shape}")
-        # Score the whole batch before touching the state, so a bad tile leaves no partial state.
-        scores = [instance_scores(a, b, self.iou_threshold) for a, b in zip(t, p)]
-        for s in scores:
-            self.sums += torch.tensor(
-                [s[k] for k in self.keys], dtype=torch.float64, device=self.sums.device
-            )
-        self.count += len(scores)
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        if int(self.count) == 0:
-            raise RuntimeError(
-                "InstanceMetrics.compute() called with no tiles; call update() first"
-            )
-        means = self.sums / self.count
-        return {k: means[i].float() for i, k in enumerate(self.keys)}

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
 
-from medprune.models.modes import eval_mode
+from medprune.inference.modes import eval_mode
 
 
 def export_program(

@@ -33,7 +33,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from medprune.models.modes import eval_mode
+from medprune.inference.modes import eval_mode
 
 #: Norm degree of each magnitude criterion, for ``tp.importance.GroupMagnitudeImportance``.
 IMPORTANCES = {"l1": 1, "l2": 2}

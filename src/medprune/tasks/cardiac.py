@@ -14,28 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medprune.inference.torch_network import labels_on_grid
 from medprune.metrics.surface import ACDC_CLASSES
 from medprune.metrics.volume import VolumeMetrics
 from medprune.postprocess.components import keep_largest_component
 from medprune.tasks.base import SegmentationTask
 from medprune.tasks.losses import dice_ce_loss
-
-
-def labels_on_grid(
-    logits: torch.Tensor, size: tuple[int, int], grid: tuple[int, int]
-) -> torch.Tensor:
-    """Class map (Z, *grid) from logits (Z, C, H, W) of a centre-padded input: cut the padding
-    back to ``size`` (h, w) (the offsets of ``center_crop_or_pad``), then, if ``grid`` differs,
-    resize the softmax probabilities bilinearly on pixel centres (``align_corners=False``, the
-    grid ``resample_inplane`` used) before the argmax, so the prediction lands on the voxels of
-    the label as read."""
-    h, w = size
-    top, left = (logits.shape[-2] - h) // 2, (logits.shape[-1] - w) // 2
-    logits = logits[..., top : top + h, left : left + w]
-    if (h, w) == tuple(grid):
-        return logits.argmax(dim=1)
-    prob = F.interpolate(logits.softmax(dim=1), size=grid, mode="bilinear", align_corners=False)
-    return prob.argmax(dim=1)
 
 
 class CardiacSegmentationTask(SegmentationTask):

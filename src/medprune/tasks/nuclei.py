@@ -19,8 +19,8 @@ from torch import nn
 from torchmetrics import MeanSquaredError
 from torchmetrics.segmentation import DiceScore
 
-from medprune.metrics import InstanceMetrics
-from medprune.models.sliding_window import sliding_window_inference
+from medprune.inference.sliding_window import whole_image_outputs
+from medprune.metrics.tiles import InstanceMetrics
 from medprune.postprocess import WatershedPostprocessor
 from medprune.postprocess.tuning import ThresholdSearch, ThresholdTuning
 from medprune.tasks.base import SegmentationTask
@@ -102,14 +102,8 @@ class NucleiSegmentationTask(SegmentationTask):
     def _predict(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network on a whole tile: directly if it fits one ``window`` and the U-Net's
         size rule, else by sliding-window inference with ``overlap`` and Gaussian blending."""
-        h, w = image.shape[-2:]
-        window = self.hparams.window
-        fits = h % self.multiple == 0 and w % self.multiple == 0
-        if window is None or (fits and max(h, w) <= window):
-            return self(image)
-        return sliding_window_inference(
-            self, image, window, self.hparams.overlap, multiple=self.multiple
-        )
+        hp = self.hparams
+        return whole_image_outputs(self, image, hp.window, hp.overlap, self.multiple)
 
     def _losses(
         self, batch: dict[str, torch.Tensor], whole_tiles: bool = False

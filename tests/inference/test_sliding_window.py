@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from medprune.inference.sliding_window import blend_weights, sliding_window_inference, window_starts
 from medprune.models import TwoBranchUNet
-from medprune.models.sliding_window import blend_weights, sliding_window_inference, window_starts
 
 BLENDS = ("constant", "gaussian")
 

@@ -1,20 +1,9 @@
-"""Sliding-window inference: run a tile-trained network on an image of any size.
+"""Sliding-window inference in torch: run a tile-trained network on an image of any size.
 
-Networks are trained on fixed-size tiles (and a U-Net needs sizes divisible by
-``2 ** (depth - 1)``), while test images are larger and of arbitrary size. The image is cut
-into overlapping windows on a regular grid, each window goes through the network, and the
-window outputs are blended back by a weighted average. All sizes are in pixels.
-
-* Grid: along each axis the first window starts at 0 and the last ends exactly at the
-  border; the windows in between are spread evenly, so neighbours overlap by at least
-  ``overlap`` of the window (never less, sometimes a little more after rounding).
-* Blending: ``"constant"`` weighs every pixel of a window equally; ``"gaussian"`` weighs
-  window centres more than window borders (sigma = window / 8 per axis, as in nnU-Net),
-  because a convolutional network sees less context near a window border and is less
-  reliable there. Weights are floored at ``_MIN_WEIGHT`` (relative to the peak 1.0) so an
-  image corner, covered by a single window corner only, keeps a well-conditioned weight.
-* Images smaller than the window are padded (reflect, or zeros when an axis is too short to
-  reflect) to the window size and the outputs cropped back.
+The grid, padding and blending weights are ``medprune.inference.windows`` (see there); this
+module runs torch modules on them, so val/test in training and ``python -m medprune.predict``
+with a checkpoint give the same outputs, and ONNX Runtime (``sliding_window_numpy``) the same
+up to float rounding.
 
 When the whole (padded) image is one window the network output is returned as is, so the
 result equals ``net(image)`` bitwise. Gradients flow when the caller has them enabled and
@@ -24,100 +13,45 @@ module modes (train/eval) are left alone: wrap the call in ``torch.no_grad()`` a
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sliding_window_inference", "window_starts", "blend_weights"]
+from medprune.inference.windows import (
+    BLENDS,
+    blend_weights_array,
+    can_reflect,
+    check_int,
+    check_overlap,
+    check_window,
+    fits_one_pass,
+    pad_plan,
+    window_starts,
+)
+
+__all__ = ["sliding_window_inference", "whole_image_outputs", "window_starts", "blend_weights"]
 
 NetOutput = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
-
-_MIN_WEIGHT = 1e-3  # floor of the Gaussian weights, relative to its peak of 1
-_BLENDS = ("constant", "gaussian")
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_window(window, multiple: int) -> tuple[int, int]:
-    """``window`` as (height, width) in pixels, each a positive multiple of ``multiple``."""
-    if isinstance(window, numbers.Integral) and not isinstance(window, bool):
-        window = (window, window)
-    if (
-        not isinstance(window, Sequence)
-        or len(window) != 2
-        or any(isinstance(w, bool) or not isinstance(w, numbers.Integral) for w in window)
-        or any(w < 1 for w in window)
-    ):
-        raise ValueError(f"window must be a positive int or a (height, width) pair, got {window!r}")
-    size = (int(window[0]), int(window[1]))
-    if any(w % multiple for w in size):
-        raise ValueError(f"window {size} must be divisible by multiple={multiple} on both axes")
-    return size
-
-
-def _check_overlap(overlap) -> float:
-    if (
-        isinstance(overlap, bool)
-        or not isinstance(overlap, numbers.Real)
-        or not 0.0 <= float(overlap) < 1.0
-    ):
-        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}")
-    return float(overlap)
-
-
-def window_starts(size: int, window: int, overlap: float) -> list[int]:
-    """Start offsets along one axis of length ``size`` >= ``window``, first 0, last size-window.
-
-    The stride is at most ``window * (1 - overlap)`` (at least 1 px), and the starts are spread
-    evenly between the two ends, so every pixel is covered and consecutive windows overlap by
-    at least ``overlap``.
-    """
-    if size < window:
-        raise ValueError(f"size must be >= window, got size={size} and window={window}")
-    span = size - window
-    if span == 0:
-        return [0]
-    stride = max(1, math.floor(window * (1.0 - overlap)))
-    n = math.ceil(span / stride) + 1
-    return [round(i * span / (n - 1)) for i in range(n)]
 
 
 def blend_weights(
     window: tuple[int, int], blend: str, device=None, dtype=torch.float32
 ) -> torch.Tensor:
-    """(h, w) per-pixel weights of one window, peak 1; see the module docstring."""
-    if blend not in _BLENDS:
-        raise ValueError(f"blend must be one of {_BLENDS}, got {blend!r}")
-    if blend == "constant":
-        return torch.ones(window, device=device, dtype=dtype)
-    axes = []
-    for n in window:
-        pos = torch.arange(n, device=device, dtype=torch.float64) - (n - 1) / 2
-        axes.append(torch.exp(-0.5 * (pos / (n / 8)) ** 2))
-    weights = torch.outer(axes[0], axes[1])
-    weights = (weights / weights.max()).clamp_min(_MIN_WEIGHT)
-    return weights.to(dtype)
+    """(h, w) per-pixel weights of one window, peak 1 (``blend_weights_array`` as a tensor)."""
+    return torch.from_numpy(blend_weights_array(window, blend)).to(device=device, dtype=dtype)
 
 
 def _pad_to(image: torch.Tensor, window: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad (N, C, H, W) centrally up to at least ``window``; return it and the (top, left) pads."""
     h, w = image.shape[-2:]
-    dh, dw = max(0, window[0] - h), max(0, window[1] - w)
-    if dh == 0 and dw == 0:
+    plan = pad_plan(h, w, window)
+    if not any(plan):
         return image, (0, 0)
-    top, left = dh // 2, dw // 2
-    pads = (left, dw - left, top, dh - top)  # F.pad order: last axis first
-    # Reflect padding needs every pad to be shorter than the axis it mirrors.
-    reflect = max(left, dw - left) < w and max(top, dh - top) < h
-    mode = "reflect" if reflect and image.is_floating_point() else "constant"
-    return F.pad(image, pads, mode=mode), (top, left)
+    top, bottom, left, right = plan
+    reflect = can_reflect(h, w, plan) and image.is_floating_point()
+    mode = "reflect" if reflect else "constant"
+    return F.pad(image, (left, right, top, bottom), mode=mode), (top, left)
 
 
 def _as_tuple(out, expected_shape: tuple[int, ...], n_outputs: int | None) -> tuple:
@@ -172,12 +106,12 @@ def sliding_window_inference(
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or 0 in image.shape:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be a non-empty (N, C, H, W) tensor, got {shape}")
-    multiple = _check_int("multiple", multiple, 1)
-    size = _check_window(window, multiple)
-    overlap = _check_overlap(overlap)
-    if blend not in _BLENDS:
-        raise ValueError(f"blend must be one of {_BLENDS}, got {blend!r}")
-    batch_size = _check_int("batch_size", batch_size, 1)
+    multiple = check_int("multiple", multiple, 1)
+    size = check_window(window, multiple)
+    overlap = check_overlap(overlap)
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+    batch_size = check_int("batch_size", batch_size, 1)
 
     n, height, width = image.shape[0], image.shape[-2], image.shape[-1]
     padded, (top, left) = _pad_to(image, size)
@@ -226,3 +160,21 @@ def sliding_window_inference(
 
     blended = [(acc / weight_sum)[crop].to(o.dtype) for acc, o in zip(sums, outs)]
     return _restore(blended, like)
+
+
+def whole_image_outputs(
+    net: Callable[[torch.Tensor], NetOutput],
+    image: torch.Tensor,
+    window: int | None,
+    overlap: float,
+    multiple: int,
+    batch_size: int = 4,
+) -> NetOutput:
+    """The network on whole images (N, C, H, W): in one pass when they fit
+    (``fits_one_pass``), else by Gaussian-blended sliding windows of ``window`` px."""
+    h, w = image.shape[-2:]
+    if fits_one_pass(h, w, window, multiple):
+        return net(image)
+    return sliding_window_inference(
+        net, image, window, overlap, multiple=multiple, batch_size=batch_size
+    )

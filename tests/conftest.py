@@ -62,3 +62,12 @@ def tiny_cfg(tmp_path):
         return compose_train([*TINY, *overrides], tmp_path / "run")
 
     return make
+
+
+PREDICT_CONF = ROOT / "src" / "medprune" / "conf"
+
+
+def compose_predict(overrides: list[str]) -> DictConfig:
+    """``python -m medprune.predict``'s config, composed as its @hydra.main composes it."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(PREDICT_CONF)):
+        return compose("predict", overrides=["progress=false", *overrides])

@@ -9,14 +9,17 @@ import os
 import subprocess
 import sys
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from conftest import CARDIAC_TINY, CONF, ROOT, compose_train
+from acdc_fixtures import frame_data, write_nifti
+from conftest import CARDIAC_TINY, CONF, ROOT, compose_predict, compose_train
 from medprune.checkpoints import CONFIG_KEY, load_trained
 from medprune.config import register_configs, validate_config
+from medprune.inference.predict import predict
 from medprune.models import UNet
 from medprune.pruning.deploy import load_program
 from medprune.pruning.structured import count_parameters
@@ -99,6 +102,17 @@ def test_cli_structured_end_to_end(trained, tmp_path):
     # each step is logged as it finishes (console and prune.log)
     step1 = f"step 1: {pruned['params']:,} params ({s['compression_ratio']:.1f}x)"
     assert step1 in (out / "prune.log").read_text()
+    # the output folder is a deployment folder: the sculpted model predicts a NIfTI volume
+    # with onnxruntime (model.onnx) and with torch (model.pt2) alike
+    write_nifti(tmp_path / "scan.nii.gz", frame_data(3)[0], np.int16)
+    labels = {}
+    for runtime in ("onnxruntime", "torch"):
+        pred = tmp_path / runtime
+        args = [f"model={out}", f"input={tmp_path / 'scan.nii.gz'}", f"output={pred}"]
+        assert predict(compose_predict([*args, f"runtime={runtime}"])) == 0
+        labels[runtime] = np.asarray(nib.load(pred / "scan_seg.nii.gz").dataobj)
+    assert labels["torch"].shape == frame_data(3)[0].shape
+    assert (labels["torch"] == labels["onnxruntime"]).mean() >= 0.99
 
 
 def test_unstructured_path_prunes_weights_and_writes_the_sparse_file(trained, tmp_path):

@@ -115,7 +115,7 @@ class Sculptor:
 
 #: Files a prune run writes in its output folder; none may exist before it starts.
 OUTPUT_FILES = ("summary.json", "report.md", "config.yaml", "model.pt2", "model.onnx")
-OUTPUT_FILES += ("baseline.onnx", "model.sparse")
+OUTPUT_FILES += ("baseline.onnx", "model.sparse", "inference.json")
 
 
 def sculpt(cfg: DictConfig) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from medprune.bench import onnx_latency, torch_latency
+from medprune.inference.settings import settings_from_run, write_settings
 from medprune.job import export_sparse_model
 from medprune.pruning.criteria import StepResult, Targets, criteria_met, quality_drop
 from medprune.pruning.deploy import check_onnx, save_onnx, save_program
@@ -93,6 +94,13 @@ def deliver(
     cfg, out, higher = sculptor.cfg, sculptor.out, sculptor.higher_is_better
     dense_net = dense[0]
     export = _export(sculptor, dense_net)
+    # inference.json beside model.onnx / model.pt2: the folder is what prediction deploys
+    settings = settings_from_run(
+        OmegaConf.to_container(trained_cfg, resolve=True), pruned[2].get("postprocess")
+    )
+    export["settings"] = str(
+        write_settings(settings, out, checkpoint=str(cfg.ckpt), made_by="prune.py")
+    )
     bench = _bench(sculptor, dense_net, export)
     latency = {k: v["torch"]["median_ms"] for k, v in bench.items()}
     onnx = {

@@ -1,0 +1,160 @@
+"""``predict(cfg)``: a trained, pruned or sculpted model on a user's images or volumes.
+
+``model`` is a ``train.py`` checkpoint (or its run folder) for the torch path, or a
+deployment folder (``inference.json`` + ``model.onnx``, from ``prune.py`` or ``export=``)
+for ONNX Runtime. With a deployment folder and the ONNX runtime nothing here imports torch.
+Every input gets its own outputs; one that fails is reported with its path and the rest
+still run. With ``labels`` every prediction is also scored (``metrics.csv``,
+``metrics.json``). Nothing existing is written over: the output folder must be new.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from medprune.inference import cardiac, nuclei
+from medprune.inference.inputs import find_inputs, find_label, stem_of
+from medprune.inference.models import export_deployment, load_model
+from medprune.inference.report import print_table, write_metrics
+
+log = logging.getLogger(__name__)
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+
+def _check(cfg: DictConfig) -> None:
+    """Bad keys fail before the model loads, each message naming the key."""
+    if cfg.runtime not in RUNTIMES:
+        raise ValueError(f"runtime={cfg.runtime!r}: expected one of {RUNTIMES}")
+    for key, low in (("threads", 1), ("batch_size", 1)):
+        value = cfg.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < low
+        ):
+            raise ValueError(f"{key}={value!r}: expected null or an integer >= {low}")
+    size = cfg.get("pixel_size")
+    if size is not None and not (isinstance(size, (int, float)) and 0 < size < math.inf):
+        raise ValueError(f"pixel_size={size!r}: expected null or a pixel size > 0 in µm")
+    if cfg.get("input") is None and cfg.get("export") is None:
+        raise ValueError("input=<file or folder> is required (or export=<folder> to export only)")
+    if cfg.get("labels") is not None and not Path(cfg.labels).is_dir():
+        raise FileNotFoundError(f"labels={cfg.labels}: no such folder")
+    for key in ("output", "export"):
+        if cfg.get(key) is not None and Path(cfg[key]).exists():
+            raise FileExistsError(
+                f"{key}={cfg[key]} exists: choose a new folder (nothing is written over)"
+            )
+
+
+def predict(cfg: DictConfig) -> int:
+    """Run the command; returns the exit status: 0, or 1 when any input failed."""
+    _check(cfg)
+    if cfg.get("export") is not None:
+        export_deployment(cfg.model, Path(cfg.export))
+        log.info("deployment folder written: %s", cfg.export)
+        if cfg.get("input") is None:
+            return 0
+    network, settings, source = load_model(cfg.model, cfg.runtime, cfg.get("threads"))
+    task = settings["task"]
+    inputs = find_inputs(cfg.input, task)
+    if cfg.get("batch_size") is not None and task == "nuclei":
+        settings["preprocess"]["batch_size"] = int(cfg.batch_size)
+    out = Path(cfg.output)
+    out.mkdir(parents=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    (out / "settings.json").write_text(json.dumps({**settings, "source": source}, indent=2))
+    log.info(
+        "%s model from %s on %d input(s), %s; outputs in %s",
+        task, source["model"], len(inputs), network.runtime, out,
+    )  # fmt: skip
+    rows, scores = _run_all(cfg, network, settings, inputs, out)
+    _write_csv(out / "predictions.csv", rows)
+    failed = [r for r in rows if r["status"] != "ok"]
+    if cfg.get("labels") is not None:
+        summary = write_metrics(out, scores, len(inputs), source)
+        print_table(summary, scores)
+    for row in failed:
+        log.error("failed: %s: %s", row["input"], row["error"])
+    log.info(
+        "%d of %d input(s) predicted; predictions.csv in %s",
+        len(rows) - len(failed),
+        len(rows),
+        out,
+    )
+    return 1 if failed else 0
+
+
+def _run_all(cfg, network, settings, inputs: list[Path], out: Path):
+    from rich.progress import Progress
+
+    task, rows, scores = settings["task"], [], []
+    with Progress(disable=not cfg.get("progress", True), transient=True) as progress:
+        bar = progress.add_task("predict", total=len(inputs))
+        for path in inputs:
+            start = time.perf_counter()
+            row: dict[str, Any] = {"input": str(path), "status": "ok", "outputs": "", "error": ""}
+            try:
+                result, written, info = _one(task, network, settings, path, out, cfg)
+                row["outputs"] = ";".join(p.name for p in written)
+                row.update(info)
+                if cfg.get("labels") is not None:
+                    label = find_label(path, Path(cfg.labels), task)
+                    item = {"input": str(path), "label": str(label)}
+                    scored = (
+                        cardiac.score_volume(result, label)
+                        if task == "cardiac"
+                        else nuclei.score_tile(
+                            result, nuclei.read_nuclei_label(label, result["instances"].shape)
+                        )
+                    )
+                    scores.append({**item, **scored})
+            except Exception as err:  # one bad input must not stop the others
+                row["status"], row["error"] = "failed", f"{type(err).__name__}: {err}"
+            row["seconds"] = round(time.perf_counter() - start, 3)
+            rows.append(row)
+            progress.advance(bar)
+    return rows, scores
+
+
+def _one(task, network, settings, path: Path, out: Path, cfg):
+    """Predict one input and write its outputs; returns the result, the files and the
+    columns predictions.csv gets for it."""
+    stem = stem_of(path, task)
+    if task == "cardiac":
+        result = cardiac.predict_volume(network, path, settings)
+        written = cardiac.write_volume_outputs(out, stem, result)
+        shape = "x".join(str(n) for n in result["labels"].shape[::-1])
+        return (
+            result,
+            written,
+            {"shape": shape, "spacing_mm": "x".join(f"{s:g}" for s in result["spacing"][::-1])},
+        )
+    from medprune.data.monuseg import read_rgb_image
+
+    image, microns = read_rgb_image(path)
+    if cfg.get("pixel_size") is not None:
+        microns = float(cfg.pixel_size)
+    result = nuclei.predict_tile(network, image, settings)
+    written = nuclei.write_tile_outputs(out, stem, image, result, microns)
+    info = {
+        "shape": f"{image.shape[1]}x{image.shape[0]}",
+        "nuclei": int(result["instances"].max(initial=0)),
+    }
+    info["microns_per_pixel"] = "" if microns is None else microns
+    return result, written, info
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = ["input", "status", "outputs", "seconds", "error"]
+    columns += sorted({k for r in rows for k in r} - set(columns))
+    with open(path, "x", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -30,25 +30,26 @@ class ConfigInCheckpoint(L.Callback):
         checkpoint[CONFIG_KEY] = self.config
 
 
-def load_trained(path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
-    """The checkpoint at ``path`` (on the CPU) and the config of the run that trained it.
+def load_trained(path: str | Path, key: str = "ckpt") -> tuple[DictConfig, dict[str, Any]]:
+    """The checkpoint at ``path`` (on the CPU) and the config of the run that trained it;
+    error messages name the setting ``key`` that gave the path.
 
     Raises FileNotFoundError for a missing file and ValueError for a file that is not a
     medprune training checkpoint, each naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path}: no such checkpoint file")
+        raise FileNotFoundError(f"{key}={path}: no such checkpoint file")
     try:
         # Lightning checkpoints hold more than tensors (hyper-parameters, loop state): a
         # full unpickle, as Lightning itself does; only open checkpoints you trust.
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # whatever the unpickler hit, one message naming the file
-        raise ValueError(f"ckpt={path}: not a readable PyTorch checkpoint ({err})") from err
+        raise ValueError(f"{key}={path}: not a readable PyTorch checkpoint ({err})") from err
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not any(k.startswith("net.") for k in state):
         raise ValueError(
-            f"ckpt={path}: not a medprune training checkpoint (expected a Lightning "
+            f"{key}={path}: not a medprune training checkpoint (expected a Lightning "
             "checkpoint whose state_dict holds the network under 'net.')"
         )
     if CONFIG_KEY in checkpoint:
@@ -57,11 +58,11 @@ def load_trained(path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
         run_config = path.resolve().parent.parent / "config.yaml"
         if not run_config.is_file():
             raise ValueError(
-                f"ckpt={path}: the checkpoint carries no config and {run_config} does not "
+                f"{key}={path}: the checkpoint carries no config and {run_config} does not "
                 "exist; keep the checkpoint in its run folder (<run>/checkpoints/)"
             )
         cfg = OmegaConf.load(run_config)
-    for key in ("task_name", "model", "task", "data"):
-        if key not in cfg:
-            raise ValueError(f"ckpt={path}: its config has no {key!r}: not a medprune run")
+    for name in ("task_name", "model", "task", "data"):
+        if name not in cfg:
+            raise ValueError(f"{key}={path}: its config has no {name!r}: not a medprune run")
     return cfg, checkpoint

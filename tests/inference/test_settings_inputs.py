@@ -101,3 +101,28 @@ def test_nuclei_inputs_and_labels(tmp_path):
         find_inputs(folder / "labels", "nuclei")
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         find_inputs(folder / "missing", "nuclei")
+
+
+def test_bad_keys_and_models_fail_before_anything_is_written(tmp_path):
+    from conftest import compose_predict
+    from medprune.inference.predict import predict
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    base = [f"input={tmp_path}", f"output={out}"]
+    cases = [
+        ([f"model={junk}", "runtime=tensorrt"], ValueError, "runtime='tensorrt'"),
+        ([f"model={junk}", "threads=0"], ValueError, "threads=0"),
+        ([f"model={junk}", "pixel_size=-1"], ValueError, "pixel_size=-1"),
+        ([f"model={junk}", f"labels={tmp_path / 'none'}"], FileNotFoundError, "labels="),
+        ([f"model={junk}"], ValueError, f"model={junk}: not a readable PyTorch checkpoint"),
+        ([f"model={tmp_path}"], FileNotFoundError, "expected a train.py checkpoint"),
+        ([f"model={junk}", "runtime=onnxruntime"], ValueError, "export it first"),
+    ]
+    for overrides, error, message in cases:
+        with pytest.raises(error, match=message.replace("(", r"\(")):
+            predict(compose_predict([*base, *overrides]))
+    assert not out.exists()
+    with pytest.raises(ValueError, match="input=<file or folder> is required"):
+        predict(compose_predict([f"model={junk}", f"output={out}"]))

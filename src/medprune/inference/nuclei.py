@@ -114,9 +114,10 @@ def foreground_dice(pred: np.ndarray, true: np.ndarray) -> float:
     return float("nan") if total == 0 else 2.0 * float((pred & true).sum()) / total
 
 
-def score_tile(result: dict, true: np.ndarray) -> dict[str, float]:
-    """The test metrics of training, for one tile: foreground Dice at probability 0.5, AJI,
-    PQ, DQ and SQ of the instances."""
+def score_tile(result: dict, label_path: Path) -> dict[str, float]:
+    """The test metrics of training, for one tile against its label file: foreground Dice at
+    probability 0.5, AJI, PQ, DQ and SQ of the instances, and both nucleus counts."""
+    true = read_nuclei_label(label_path, result["instances"].shape)
     scores = {"dice": foreground_dice(result["prob"] > 0.5, true > 0)}
     scores.update(instance_scores(true, result["instances"]))
     scores["true_nuclei"] = float(len(np.unique(true[true > 0])))

@@ -103,21 +103,14 @@ def _run_all(cfg, network, settings, inputs: list[Path], out: Path):
             try:
                 result, written, info = _one(task, network, settings, path, out, cfg)
                 row["outputs"] = ";".join(p.name for p in written)
-                row.update(info)
+                row.update(info, seconds=round(time.perf_counter() - start, 3))
                 if cfg.get("labels") is not None:
                     label = find_label(path, Path(cfg.labels), task)
-                    item = {"input": str(path), "label": str(label)}
-                    scored = (
-                        cardiac.score_volume(result, label)
-                        if task == "cardiac"
-                        else nuclei.score_tile(
-                            result, nuclei.read_nuclei_label(label, result["instances"].shape)
-                        )
-                    )
-                    scores.append({**item, **scored})
+                    score = cardiac.score_volume if task == "cardiac" else nuclei.score_tile
+                    scores.append({"input": str(path), "label": str(label), **score(result, label)})
             except Exception as err:  # one bad input must not stop the others
                 row["status"], row["error"] = "failed", f"{type(err).__name__}: {err}"
-            row["seconds"] = round(time.perf_counter() - start, 3)
+                row.setdefault("seconds", round(time.perf_counter() - start, 3))
             rows.append(row)
             progress.advance(bar)
     return rows, scores

@@ -91,7 +91,7 @@ def load_checkpoint_network(path: str | Path) -> tuple[TorchNetwork, dict, dict[
 
     from medprune.checkpoints import load_trained
 
-    cfg, checkpoint = load_trained(path)
+    cfg, checkpoint = load_trained(path, key="model")
     state = {
         k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")
     }

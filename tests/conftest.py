@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,30 @@ def compose_predict(overrides: list[str]) -> DictConfig:
     """``python -m medprune.predict``'s config, composed as its @hydra.main composes it."""
     with initialize_config_dir(version_base="1.3", config_dir=str(PREDICT_CONF)):
         return compose("predict", overrides=["progress=false", *overrides])
+
+
+# Runs `python -m medprune.predict ARGS` with torch, Lightning and torchmetrics made
+# unimportable, and fails if any of them was loaded: the deployment path must not need them.
+BLOCK_TORCH = """
+import importlib.abc, runpy, sys
+BLOCKED = {"torch", "lightning", "torchmetrics", "pytorch_lightning"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is blocked: the deployment path must not import it")
+sys.meta_path.insert(0, Block())
+sys.argv = ["medprune.predict", *sys.argv[1:]]
+try:
+    runpy.run_module("medprune.predict", run_name="__main__")
+finally:
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    assert not loaded, loaded
+"""
+
+
+def predict_without_torch(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH, *args, "progress=false"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip

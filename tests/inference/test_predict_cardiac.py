@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from acdc_fixtures import SHAPE_XYZ, SPACING_XYZ, write_patient
-from conftest import TINY_RUN, compose_predict, compose_train
+from conftest import TINY_RUN, compose_predict, compose_train, predict_without_torch
 from medprune.inference.predict import predict
 from medprune.run import train
 
@@ -91,12 +91,15 @@ def test_onnx_folder_agrees_with_torch_on_a_plain_folder(run, tmp_path):
     assert predict(compose_predict([f"model={run['run']}", f"export={deploy}"])) == 0
     settings = json.loads((deploy / "inference.json").read_text())
     assert settings["preprocess"]["target_spacing_mm"] == [1.5625, 1.5625]
-    outs = {}
-    for runtime, model in (("torch", run["run"]), ("onnxruntime", deploy)):
-        outs[runtime] = tmp_path / runtime
-        args = [f"model={model}", f"input={flat}", f"output={outs[runtime]}", f"runtime={runtime}"]
-        assert predict(compose_predict(args)) == 1  # the broken volume
-        rows = (outs[runtime] / "predictions.csv").read_text()
+    outs = {"torch": tmp_path / "torch", "onnxruntime": tmp_path / "onnx"}
+    args = [f"input={flat}", f"output={outs['torch']}", "runtime=torch"]
+    assert predict(compose_predict([f"model={run['run']}", *args])) == 1  # the broken volume
+    proc = predict_without_torch(
+        [f"model={deploy}", f"input={flat}", f"output={outs['onnxruntime']}"]
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    for out in outs.values():
+        rows = (out / "predictions.csv").read_text()
         assert "broken.nii.gz,failed" in rows and "cannot" in rows
     a, b = (
         np.asarray(nib.load(outs[k] / "patient005_frame02_seg.nii.gz").dataobj)

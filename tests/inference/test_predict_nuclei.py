@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import ROOT, TINY_RUN, compose_predict, compose_train
+from conftest import ROOT, TINY_RUN, compose_predict, compose_train, predict_without_torch
 from medprune.data.synthetic_nuclei import generate_nuclei_split
 from medprune.inference.predict import predict
 from medprune.metrics.instance import aggregated_jaccard_index
@@ -114,23 +113,6 @@ def test_evaluate_equals_train_test_metrics(run, tmp_path):
     assert [Path(r["label"]).name for r in per_tile] == ["t0.npy", "t1.npy", "t2.npy"]
 
 
-BLOCK_TORCH = """
-import importlib.abc, runpy, sys
-BLOCKED = {"torch", "lightning", "torchmetrics", "pytorch_lightning"}
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked: the deployment path must not import it")
-sys.meta_path.insert(0, Block())
-sys.argv = ["medprune.predict", *sys.argv[1:]]
-try:
-    runpy.run_module("medprune.predict", run_name="__main__")
-finally:
-    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-    assert not loaded, loaded
-"""
-
-
 def test_onnx_folder_equals_torch_without_torch(run, tmp_path):
     deploy = tmp_path / "deploy"
     assert predict(compose_predict([f"model={run['ckpt']}", f"export={deploy}"])) == 0
@@ -143,10 +125,9 @@ def test_onnx_folder_equals_torch_without_torch(run, tmp_path):
     predict(
         compose_predict([f"model={run['ckpt']}", f"input={run['inputs']}", f"output={torch_out}"])
     )
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    args = [f"model={deploy}", f"input={run['inputs']}", f"output={onnx_out}", "progress=false"]
-    proc = subprocess.run([sys.executable, "-c", BLOCK_TORCH, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = predict_without_torch(
+        [f"model={deploy}", f"input={run['inputs']}", f"output={onnx_out}"]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "onnxruntime" in proc.stdout
     for stem in ("wide", "packed"):

@@ -66,14 +66,15 @@ def test_settings_round_trip_and_named_errors(tmp_path):
 
 def test_cardiac_inputs_acdc_layout_and_plain_folder(tmp_path):
     write_patient(tmp_path / "acdc", 1, ed=1, es=7)  # also writes a decoy frame 04
-    frames = find_inputs(tmp_path / "acdc", "cardiac")
+    frames, problems = find_inputs(tmp_path / "acdc", "cardiac")
+    assert problems == []
     assert [p.name for p in frames] == ["patient001_frame01.nii.gz", "patient001_frame07.nii.gz"]
     assert (
         find_label(frames[0], tmp_path / "acdc", "cardiac").name == "patient001_frame01_gt.nii.gz"
     )
     plain = tmp_path / "acdc" / "patient001"
     (plain / "Info.cfg").unlink()  # now a plain folder: every volume except the _gt ones
-    assert [p.name for p in find_inputs(plain, "cardiac")] == [
+    assert [p.name for p in find_inputs(plain, "cardiac")[0]] == [
         "patient001_frame01.nii.gz", "patient001_frame04.nii.gz", "patient001_frame07.nii.gz"
     ]  # fmt: skip
     with pytest.raises(ValueError, match="expected a .nii.gz/.nii file"):
@@ -82,7 +83,7 @@ def test_cardiac_inputs_acdc_layout_and_plain_folder(tmp_path):
 
 def test_nuclei_inputs_and_labels(tmp_path):
     tif = write_tile(tmp_path / "monuseg", "TCGA-1", compression="packbits")
-    assert find_inputs(tmp_path / "monuseg", "nuclei") == [tif]
+    assert find_inputs(tmp_path / "monuseg", "nuclei") == ([tif], [])
     # MoNuSeg keeps the XML beside the tile: the tile is never its own label
     assert find_label(tif, tmp_path / "monuseg", "nuclei").name == "TCGA-1.xml"
     folder = tmp_path / "folder"
@@ -90,7 +91,7 @@ def test_nuclei_inputs_and_labels(tmp_path):
     (folder / "labels").mkdir()
     (folder / "images" / "a.png").write_bytes(b"")
     np.save(folder / "labels" / "a.npy", np.zeros((2, 2), np.int32))
-    assert [p.name for p in find_inputs(folder, "nuclei")] == ["a.png"]
+    assert [p.name for p in find_inputs(folder, "nuclei")[0]] == ["a.png"]
     assert find_label(folder / "images" / "a.png", folder, "nuclei").name == "a.npy"
     with pytest.raises(FileNotFoundError, match="no label found in labels="):
         find_label(folder / "images" / "a.png", tmp_path / "monuseg", "nuclei")

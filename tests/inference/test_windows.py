@@ -12,9 +12,9 @@ from medprune.inference.onnx_network import resize_bilinear, sigmoid, softmax
 from medprune.inference.sliding_window import blend_weights, sliding_window_inference
 from medprune.inference.windows import (
     blend_weights_array,
-    fits_one_pass,
     pad_plan,
     sliding_window_numpy,
+    whole_image_window,
 )
 
 
@@ -69,8 +69,12 @@ def test_blend_weights_agree_and_geometry_rules():
         np.testing.assert_array_equal(blend_weights((16, 24), blend).numpy(), w.astype(np.float32))
     assert pad_plan(10, 7, (16, 16)) == (3, 3, 4, 5)
     assert pad_plan(20, 16, (16, 16)) == (0, 0, 0, 0)
-    assert fits_one_pass(64, 32, 64, 16) and not fits_one_pass(64, 33, 64, 16)
-    assert not fits_one_pass(80, 80, 64, 16) and fits_one_pass(81, 7, None, 16)
+    assert whole_image_window(64, 32, 64, 16) is None  # fits: one pass as it is
+    assert whole_image_window(64, 33, 64, 16) == (64, 64)  # 33 px: windows, padded
+    assert whole_image_window(80, 80, 64, 16) == (64, 64)  # larger than one window
+    assert whole_image_window(16, 16, 64, 16) == (64, 64)  # one block: under the export minimum
+    assert whole_image_window(81, 7, None, 16) == (96, 32)  # no window: one padded pass
+    assert whole_image_window(96, 32, None, 16) is None
 
 
 def test_resize_bilinear_matches_interpolate():

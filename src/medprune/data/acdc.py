@@ -180,21 +180,33 @@ def resample_inplane(volume: Volume, target_spacing: tuple[float, float] | None)
     grids (``grid_mode``), so the field of view is kept. The new size is ``round(n * old / new)``
     per axis and the returned spacing is the exact one, ``old * n / new_n``. z is untouched.
     """
-    if target_spacing is None:
+    image, spacing = resample_slices(volume.image, volume.spacing, target_spacing, order=1)
+    if spacing == volume.spacing:
         return volume
-    _, n_y, n_x = volume.image.shape
-    sz, sy, sx = volume.spacing
+    label, _ = resample_slices(volume.label, volume.spacing, target_spacing, order=0)
+    return replace(volume, image=image, label=label, spacing=spacing)
+
+
+def resample_slices(
+    array: np.ndarray,
+    spacing: tuple[float, float, float],
+    target_spacing: tuple[float, float] | None,
+    order: int,
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """One (z, y, x) array resampled in-plane as ``resample_inplane`` does (``order`` 1 for
+    images, 0 for labels), with its new (z, y, x) spacing in mm; unchanged when no resampling
+    is needed."""
+    if target_spacing is None:
+        return array, spacing
+    _, n_y, n_x = array.shape
+    sz, sy, sx = spacing
     new_y = max(1, round(n_y * sy / target_spacing[0]))
     new_x = max(1, round(n_x * sx / target_spacing[1]))
     if (new_y, new_x) == (n_y, n_x):
-        return volume
+        return array, spacing
     factors = (1.0, new_y / n_y, new_x / n_x)
-    grid = dict(zoom=factors, grid_mode=True, mode="nearest")
-    image = ndimage.zoom(volume.image, order=1, **grid).astype(np.float32)
-    label = ndimage.zoom(volume.label, order=0, **grid).astype(np.uint8)
-    return replace(
-        volume, image=image, label=label, spacing=(sz, sy * n_y / new_y, sx * n_x / new_x)
-    )
+    out = ndimage.zoom(array, zoom=factors, order=order, grid_mode=True, mode="nearest")
+    return out.astype(array.dtype), (sz, sy * n_y / new_y, sx * n_x / new_x)
 
 
 def normalize_intensity(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:

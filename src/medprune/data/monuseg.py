@@ -28,7 +28,7 @@ from PIL import Image
 from skimage import draw
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits per sample
 
@@ -57,22 +57,22 @@ def read_rgb_tiff(path: str | Path) -> np.ndarray:
 MAX_MICRONS_PER_PIXEL = 10.0
 
 
-def read_rgb_image(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """``read_rgb_tiff``'s image and the pixel size in µm the file states (TIFF resolution
-    tags or PNG pHYs, read by Pillow as dpi), or None when it states none or a screen
-    default coarser than ``MAX_MICRONS_PER_PIXEL``."""
+def read_rgb_image(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """``read_rgb_tiff``'s image and the pixel size (x, y) in µm the file states (TIFF
+    resolution tags or PNG pHYs, read by Pillow as dpi), or None when it states none or a
+    screen default coarser than ``MAX_MICRONS_PER_PIXEL``."""
     path = Path(path)
     image = _open_image(path)
     if image.mode in _WIDE_MODES:
         raise ValueError(f"{path}: image mode {image.mode!r}, expected 8-bit RGB(A)/greyscale")
     dpi = image.info.get("dpi")
-    microns = None
-    if isinstance(dpi, tuple) and dpi and float(dpi[0]) > 0:
-        microns = 25400.0 / float(dpi[0])  # 25,400 µm per inch
-        microns = microns if microns <= MAX_MICRONS_PER_PIXEL else None
+    size = None
+    if isinstance(dpi, tuple) and len(dpi) == 2 and min(float(d) for d in dpi) > 0:
+        size = tuple(25400.0 / float(d) for d in dpi)  # 25,400 µm per inch
+        size = size if max(size) <= MAX_MICRONS_PER_PIXEL else None
     if image.mode != "RGB":
         image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8).copy(), microns
+    return np.asarray(image, dtype=np.uint8).copy(), size
 
 
 def _float_attribute(path: Path, element: ET.Element, name: str, where: str) -> float:

@@ -18,13 +18,13 @@ import numpy as np
 from PIL import Image
 
 from medprune.data.acdc import (
-    Volume,
     normalize_intensity,
     pad_volume,
     read_label_volume,
     read_nifti_volume,
-    resample_inplane,
+    resample_slices,
 )
+from medprune.inference.files import new_files
 from medprune.metrics.surface import ACDC_CLASSES, volume_scores
 from medprune.postprocess.components import keep_largest_component
 
@@ -42,22 +42,28 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
-def predict_volume(network: Any, path: Path, settings: dict) -> dict[str, Any]:
-    """``labels`` (z, y, x) uint8 on the file's grid, ``image`` (z, y, x) float32 as read,
-    ``spacing`` (z, y, x) mm and ``nifti`` (the input image, for its header and affine)."""
+def prepare_volume(path: Path, settings: dict) -> dict[str, Any]:
+    """The volume as read (``image`` (z, y, x) float32, ``spacing`` (z, y, x) mm, ``nifti``
+    for its header and affine) and the network's input: ``padded`` (z, y', x') float32 and
+    ``size``, the (y, x) of the resampled slices inside the padding."""
     image, spacing, nii = read_nifti_volume(path)
-    pre, post = settings["preprocess"], settings["postprocess"]
+    pre = settings["preprocess"]
     target = pre["target_spacing_mm"]
-    blank = np.zeros(image.shape, np.uint8)
-    volume = Volume(nifti_stem(path), "", 0, None, image, blank, spacing)
-    resampled = resample_inplane(volume, None if target is None else tuple(target)).image
+    resampled, _ = resample_slices(image, spacing, None if target is None else tuple(target), 1)
     low, high = pre["clip_percentiles"]
     net_input = normalize_intensity(resampled, low, high)
     padded = pad_volume(net_input, pre["size_multiple"])
-    labels = network.cardiac_labels(padded, net_input.shape[1:], image.shape[1:])
-    if post["largest_component"]:
+    return {"image": image, "spacing": spacing, "nifti": nii, "padded": padded,
+            "size": net_input.shape[1:]}  # fmt: skip
+
+
+def predict_volume(network: Any, path: Path, settings: dict) -> dict[str, Any]:
+    """``prepare_volume``'s entries plus ``labels`` (z, y, x) uint8 on the file's grid."""
+    volume = prepare_volume(path, settings)
+    labels = network.cardiac_labels(volume["padded"], volume["size"], volume["image"].shape[1:])
+    if settings["postprocess"]["largest_component"]:
         labels = keep_largest_component(labels, ACDC_CLASSES)
-    return {"labels": labels.astype(np.uint8), "image": image, "spacing": spacing, "nifti": nii}
+    return {**volume, "labels": labels.astype(np.uint8)}
 
 
 def overlay_slices(
@@ -92,10 +98,9 @@ def write_volume_outputs(out: Path, stem: str, result: dict) -> list[Path]:
     header.set_slope_inter(1, 0)
     seg = nib.Nifti1Image(result["labels"].transpose(2, 1, 0), nii.affine, header)
     paths = [out / f"{stem}_seg.nii.gz", out / f"{stem}_overlay.png"]
-    for path in paths:
-        open(path, "xb").close()  # claim the name first: never write over a file
-    nib.save(seg, paths[0])
-    Image.fromarray(overlay_slices(result["image"], result["labels"])).save(paths[1])
+    with new_files(paths):
+        nib.save(seg, paths[0])
+        Image.fromarray(overlay_slices(result["image"], result["labels"])).save(paths[1])
     return paths
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from medprune.data.acdc import read_info
+from medprune.data.monuseg import IMAGE_SUFFIXES
 from medprune.inference.cardiac import NIFTI_SUFFIXES, nifti_stem
-from medprune.inference.nuclei import IMAGE_SUFFIXES, LABEL_SUFFIXES
+from medprune.inference.nuclei import LABEL_FILES
 
 NUCLEI_IMAGE_FOLDERS = ("images", "Tissue Images")
 NUCLEI_LABEL_FOLDERS = ("labels", "Annotations")
@@ -30,25 +31,33 @@ def _is_nifti(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def _acdc_frames(patient: Path) -> list[Path]:
-    info = read_info(patient / "Info.cfg")
+def _acdc_frames(patient: Path, problems: list[tuple[Path, str]]) -> list[Path]:
+    """The ED and ES frames of one patient; a bad Info.cfg or a missing frame is recorded
+    in ``problems`` (reported as a failed input) and the other patients still run."""
+    try:
+        info = read_info(patient / "Info.cfg")
+    except (OSError, ValueError) as err:
+        problems.append((patient / "Info.cfg", f"{type(err).__name__}: {err}"))
+        return []
     frames = []
     for phase in ("ED", "ES"):
         stem = f"{patient.name}_frame{int(info[phase]):02d}"
         found = [patient / f"{stem}{ext}" for ext in NIFTI_SUFFIXES]
         found = [p for p in found if p.is_file()]
-        if not found:
-            raise FileNotFoundError(f"{patient / stem}.nii.gz: the {phase} frame of Info.cfg")
-        frames.append(found[0])
+        if found:
+            frames.append(found[0])
+        else:
+            message = f"FileNotFoundError: {patient / stem}.nii.gz (the {phase} frame of Info.cfg)"
+            problems.append((patient / f"{stem}.nii.gz", message))
     return frames
 
 
-def _cardiac_inputs(folder: Path) -> list[Path]:
+def _cardiac_inputs(folder: Path, problems: list[tuple[Path, str]]) -> list[Path]:
     if (folder / "Info.cfg").is_file():  # one ACDC patient
-        return _acdc_frames(folder)
+        return _acdc_frames(folder, problems)
     patients = sorted(p for p in folder.iterdir() if (p / "Info.cfg").is_file())
     if patients:  # ACDC's layout: the frames its labels exist for
-        return [frame for patient in patients for frame in _acdc_frames(patient)]
+        return [frame for patient in patients for frame in _acdc_frames(patient, problems)]
     return sorted(p for p in folder.iterdir() if _is_nifti(p) and not nifti_stem(p).endswith("_gt"))
 
 
@@ -63,9 +72,11 @@ def _nuclei_inputs(folder: Path) -> list[Path]:
     return found
 
 
-def find_inputs(source: str | Path, task: str) -> list[Path]:
-    """The input files, sorted; refuses a missing path, a folder without inputs, a file of
-    the wrong kind, and two inputs with one stem (their outputs would collide)."""
+def find_inputs(source: str | Path, task: str) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The input files, sorted, and the (path, error) of inputs found broken while listing
+    (an ACDC patient whose Info.cfg or frame is bad). Refuses a missing path, a folder
+    without inputs, a file of the wrong kind, and two inputs with one stem (their outputs
+    would collide)."""
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"input={source}: no such file or folder")
@@ -73,9 +84,10 @@ def find_inputs(source: str | Path, task: str) -> list[Path]:
     if source.is_file():
         if not source.name.lower().endswith(suffixes):
             raise ValueError(f"input={source}: expected a {'/'.join(suffixes)} file ({task})")
-        return [source]
-    found = _cardiac_inputs(source) if task == "cardiac" else _nuclei_inputs(source)
-    if not found:
+        return [source], []
+    problems: list[tuple[Path, str]] = []
+    found = _cardiac_inputs(source, problems) if task == "cardiac" else _nuclei_inputs(source)
+    if not found and not problems:
         raise FileNotFoundError(f"input={source}: no {'/'.join(suffixes)} files ({task} model)")
     seen: dict[str, Path] = {}
     for path in found:
@@ -83,7 +95,7 @@ def find_inputs(source: str | Path, task: str) -> list[Path]:
         if stem in seen:
             raise ValueError(f"input={source}: {seen[stem]} and {path} share the name {stem!r}")
         seen[stem] = path
-    return found
+    return found, problems
 
 
 def find_label(image: Path, labels: Path, task: str) -> Path:
@@ -96,9 +108,9 @@ def find_label(image: Path, labels: Path, task: str) -> Path:
         names += [f"{stem}{ext}" for ext in NIFTI_SUFFIXES]
     else:
         folders = [labels, *(labels / name for name in NUCLEI_LABEL_FOLDERS)]
-        names = [f"{stem}{ext}" for ext in LABEL_SUFFIXES]
-    for folder in folders:
-        for name in names:
+        names = [f"{stem}{ext}" for ext in LABEL_FILES]
+    for name in names:  # a better-named label anywhere before a worse-named one
+        for folder in folders:
             candidate = folder / name
             if candidate.is_file() and candidate.resolve() != image.resolve():
                 return candidate

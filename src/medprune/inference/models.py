@@ -26,6 +26,11 @@ def resolve_checkpoint(model: str | Path) -> Path | None:
     """The checkpoint ``model`` names (a file, or a train.py run folder's last.ckpt), or None
     for a deployment folder; errors say what a model path may be."""
     path = Path(model)
+    if path.is_file() and path.name in (ONNX_FILE, SETTINGS_FILE, PROGRAM_FILE):
+        raise ValueError(
+            f"model={model}: give the deployment folder that holds it ({path.parent}), "
+            f"not one of its files"
+        )
     if path.is_file():
         return path
     if path.is_dir() and (path / SETTINGS_FILE).is_file():

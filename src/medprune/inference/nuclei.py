@@ -15,12 +15,17 @@ import numpy as np
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
-from medprune.data.monuseg import parse_aperio_xml, rasterize_polygons, read_label_map
+from medprune.data.monuseg import (
+    LABEL_SUFFIXES,
+    parse_aperio_xml,
+    rasterize_polygons,
+    read_label_map,
+)
+from medprune.inference.files import new_files
 from medprune.metrics.instance import instance_scores
 from medprune.postprocess.watershed import instances_from_maps
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
-LABEL_SUFFIXES = (".xml", ".png", ".tif", ".tiff", ".npy")  # Aperio XML first (MoNuSeg)
+LABEL_FILES = (".xml", *LABEL_SUFFIXES)  # an Aperio XML (MoNuSeg) first, then instance maps
 TABLE_COLUMNS = ("id", "centroid_x_px", "centroid_y_px", "area_px", "area_um2", "mean_fg_prob")
 CONTOUR_RGB = (0, 255, 0)
 
@@ -36,10 +41,10 @@ def predict_tile(network: Any, image: np.ndarray, settings: dict) -> dict[str, n
 
 
 def nucleus_table(
-    instances: np.ndarray, prob: np.ndarray, microns_per_pixel: float | None
+    instances: np.ndarray, prob: np.ndarray, pixel_size: tuple[float, float] | None
 ) -> list[dict[str, Any]]:
     """One row per nucleus id 1..N: centroid (x = column, y = row, px), area in px and, with
-    a pixel size, in µm², and the mean foreground probability over its pixels."""
+    a pixel size (x, y) in µm, in µm², and the mean foreground probability over its pixels."""
     n = int(instances.max(initial=0))
     if n == 0:
         return []
@@ -53,7 +58,7 @@ def nucleus_table(
     for i in range(1, n + 1):
         if area[i] == 0:  # ids are consecutive after the watershed; keep gaps out anyway
             continue
-        um2 = None if microns_per_pixel is None else area[i] * microns_per_pixel**2
+        um2 = None if pixel_size is None else area[i] * pixel_size[0] * pixel_size[1]
         table.append(
             {
                 "id": i,
@@ -75,24 +80,23 @@ def overlay(image: np.ndarray, instances: np.ndarray) -> np.ndarray:
 
 
 def write_tile_outputs(
-    out: Path, stem: str, image: np.ndarray, result: dict, microns_per_pixel: float | None
+    out: Path, stem: str, image: np.ndarray, result: dict, pixel_size: tuple[float, float] | None
 ) -> list[Path]:
     """``<stem>_instances.tif`` (uint16, or uint32 past 65,535 nuclei), ``<stem>_overlay.png``
-    and ``<stem>_nuclei.csv``; each created exclusively (never over an existing file)."""
+    and ``<stem>_nuclei.csv``; never over an existing file, none left half-written."""
     import tifffile
 
     instances = result["instances"]
     dtype = np.uint16 if instances.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
     paths = [out / f"{stem}_instances.tif", out / f"{stem}_overlay.png", out / f"{stem}_nuclei.csv"]
-    with open(paths[0], "xb") as f:
-        tifffile.imwrite(f, instances.astype(dtype), compression="zlib")
-    with open(paths[1], "xb") as f:
-        Image.fromarray(overlay(image, instances)).save(f, format="PNG")
-    with open(paths[2], "x", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
-        writer.writeheader()
-        for row in nucleus_table(instances, result["prob"], microns_per_pixel):
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    with new_files(paths):
+        tifffile.imwrite(paths[0], instances.astype(dtype), compression="zlib")
+        Image.fromarray(overlay(image, instances)).save(paths[1], format="PNG")
+        with open(paths[2], "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
+            writer.writeheader()
+            for row in nucleus_table(instances, result["prob"], pixel_size):
+                writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return paths
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from medprune.inference.windows import fits_one_pass, sliding_window_numpy
+from medprune.inference.windows import sliding_window_numpy, whole_image_window
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -72,16 +72,14 @@ class OnnxNetwork:
     def nuclei_maps(self, image: np.ndarray, pre: dict[str, Any]) -> tuple[np.ndarray, ...]:
         """(H, W, 3) uint8 -> foreground probability and distance map, (H, W) float32."""
         x = image.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(pre["scale"])
-        h, w = x.shape[-2:]
-        multiple, window = pre["size_multiple"], pre["window"]
-        if fits_one_pass(h, w, window, multiple) and min(h, w) >= 2 * multiple:
+        multiple = pre["size_multiple"]
+        size = whole_image_window(x.shape[-2], x.shape[-1], pre["window"], multiple)
+        if size is None:
             seg, distance = self.run(x)
         else:
-            if window is None:  # one window over the whole image, padded to the size rule
-                window = tuple(max(2, -(-n // multiple)) * multiple for n in (h, w))
             seg, distance = sliding_window_numpy(
-                self.run, x, window, pre["overlap"], multiple=multiple,
-                batch_size=pre.get("batch_size", 4),
+                self.run, x, size, pre["overlap"], pre.get("blend", "gaussian"), multiple,
+                pre.get("batch_size", 4),
             )  # fmt: skip
         return sigmoid(seg[0, 0]), np.asarray(distance[0, 0], dtype=np.float32)
 

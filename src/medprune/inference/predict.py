@@ -44,8 +44,13 @@ def _check(cfg: DictConfig) -> None:
         raise ValueError(f"pixel_size={size!r}: expected null or a pixel size > 0 in µm")
     if cfg.get("input") is None and cfg.get("export") is None:
         raise ValueError("input=<file or folder> is required (or export=<folder> to export only)")
+    if cfg.get("input") is not None and not Path(cfg.input).exists():
+        raise FileNotFoundError(f"input={cfg.input}: no such file or folder")
     if cfg.get("labels") is not None and not Path(cfg.labels).is_dir():
         raise FileNotFoundError(f"labels={cfg.labels}: no such folder")
+    if cfg.get("export") is not None and cfg.get("input") is not None:
+        if Path(cfg.export).resolve() == Path(cfg.output).resolve():
+            raise ValueError(f"export={cfg.export} and output={cfg.output}: use two folders")
     for key in ("output", "export"):
         if cfg.get(key) is not None and Path(cfg[key]).exists():
             raise FileExistsError(
@@ -56,14 +61,17 @@ def _check(cfg: DictConfig) -> None:
 def predict(cfg: DictConfig) -> int:
     """Run the command; returns the exit status: 0, or 1 when any input failed."""
     _check(cfg)
+    model = cfg.model
     if cfg.get("export") is not None:
         export_deployment(cfg.model, Path(cfg.export))
         log.info("deployment folder written: %s", cfg.export)
         if cfg.get("input") is None:
             return 0
-    network, settings, source = load_model(cfg.model, cfg.runtime, cfg.get("threads"))
+        if cfg.runtime != "torch":  # run what was just exported, as it will be deployed
+            model = cfg.export
+    network, settings, source = load_model(model, cfg.runtime, cfg.get("threads"))
     task = settings["task"]
-    inputs = find_inputs(cfg.input, task)
+    inputs, problems = find_inputs(cfg.input, task)
     if cfg.get("batch_size") is not None and task == "nuclei":
         settings["preprocess"]["batch_size"] = int(cfg.batch_size)
     out = Path(cfg.output)
@@ -75,10 +83,12 @@ def predict(cfg: DictConfig) -> int:
         task, source["model"], len(inputs), network.runtime, out,
     )  # fmt: skip
     rows, scores = _run_all(cfg, network, settings, inputs, out)
+    for path, error in problems:  # found broken while listing: failed inputs too
+        rows.append({"input": str(path), "status": "failed", "error": error})
     _write_csv(out / "predictions.csv", rows)
     failed = [r for r in rows if r["status"] != "ok"]
     if cfg.get("labels") is not None:
-        summary = write_metrics(out, scores, len(inputs), source)
+        summary = write_metrics(out, scores, len(rows), source)
         print_table(summary, scores)
     for row in failed:
         log.error("failed: %s: %s", row["input"], row["error"])
@@ -131,16 +141,16 @@ def _one(task, network, settings, path: Path, out: Path, cfg):
         )
     from medprune.data.monuseg import read_rgb_image
 
-    image, microns = read_rgb_image(path)
+    image, pixel_size = read_rgb_image(path)
     if cfg.get("pixel_size") is not None:
-        microns = float(cfg.pixel_size)
+        pixel_size = (float(cfg.pixel_size), float(cfg.pixel_size))
     result = nuclei.predict_tile(network, image, settings)
-    written = nuclei.write_tile_outputs(out, stem, image, result, microns)
+    written = nuclei.write_tile_outputs(out, stem, image, result, pixel_size)
     info = {
         "shape": f"{image.shape[1]}x{image.shape[0]}",
         "nuclei": int(result["instances"].max(initial=0)),
     }
-    info["microns_per_pixel"] = "" if microns is None else microns
+    info["pixel_size_um"] = "" if pixel_size is None else "x".join(f"{v:g}" for v in pixel_size)
     return result, written, info
 
 

@@ -24,6 +24,8 @@ TASKS = ("nuclei", "cardiac")
 CARDIAC_CLASSES = {"0": "background", "1": "RV", "2": "MYO", "3": "LV"}
 NUCLEI_CLASSES = {"0": "background", "1": "nucleus"}
 CLIP_PERCENTILES = (0.5, 99.5)  # per-volume intensity clip before the z-score (data.acdc)
+BLENDS = ("gaussian", "constant")  # medprune.inference.windows
+CHANNELS = {"nuclei": 3, "cardiac": 1}  # what the readers give: RGB tiles, MRI volumes
 
 
 def settings_from_run(trained: Mapping[str, Any], postprocess: Mapping[str, Any] | None) -> dict:
@@ -33,7 +35,9 @@ def settings_from_run(trained: Mapping[str, Any], postprocess: Mapping[str, Any]
     task, model, data = trained["task_name"], trained["model"], trained["data"]
     if task not in TASKS:
         raise ValueError(f"task_name={task!r}: prediction knows the tasks {TASKS}")
-    multiple = 2 ** (int(model.get("depth", 1)) - 1)
+    if "depth" not in model:
+        raise ValueError("model.depth is missing from the run's config: the U-Net's size rule")
+    multiple = 2 ** (int(model["depth"]) - 1)
     if task == "nuclei":
         hp = trained["task"]
         pp = dict(postprocess or hp.get("postprocess") or {})
@@ -141,14 +145,25 @@ def check_settings(settings: Any, path: Path) -> None:
     multiple = pre.get("size_multiple")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         _fail(path, "preprocess.size_multiple", "an integer >= 1 (2 ** (depth - 1))", multiple)
+    if settings.get("channels") != CHANNELS[task]:
+        _fail(path, "channels", f"{CHANNELS[task]} for a {task} model", settings.get("channels"))
     if task == "nuclei":
         _number(path, pre, "scale", 1e-6, 1e9, "preprocess")
         window = pre.get("window")
         if window is not None and (
-            isinstance(window, bool) or not isinstance(window, int) or window % multiple
+            isinstance(window, bool)
+            or not isinstance(window, int)
+            or window % multiple
+            or window < 2 * multiple
         ):
-            _fail(path, "preprocess.window", f"null or a multiple of {multiple} px", window)
+            expected = f"null or a multiple of {multiple} px of at least {2 * multiple}"
+            _fail(path, "preprocess.window", expected, window)
         _number(path, pre, "overlap", 0.0, 0.999, "preprocess")
+        if pre.get("blend") not in BLENDS:
+            _fail(path, "preprocess.blend", f"one of {BLENDS}", pre.get("blend"))
+        batch = pre.get("batch_size")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            _fail(path, "preprocess.batch_size", "an integer >= 1 (windows per pass)", batch)
         for key in ("fg_threshold", "marker_threshold"):
             _number(path, post, key, 0.0, 1.0, "postprocess")
         _number(path, post, "min_size", 0, 1e12, "postprocess")

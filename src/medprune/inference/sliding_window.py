@@ -25,8 +25,8 @@ from medprune.inference.windows import (
     check_int,
     check_overlap,
     check_window,
-    fits_one_pass,
     pad_plan,
+    whole_image_window,
     window_starts,
 )
 
@@ -169,12 +169,13 @@ def whole_image_outputs(
     overlap: float,
     multiple: int,
     batch_size: int = 4,
+    blend: str = "gaussian",
 ) -> NetOutput:
-    """The network on whole images (N, C, H, W): in one pass when they fit
-    (``fits_one_pass``), else by Gaussian-blended sliding windows of ``window`` px."""
-    h, w = image.shape[-2:]
-    if fits_one_pass(h, w, window, multiple):
+    """The network on whole images (N, C, H, W): in one pass when they fit, else by blended
+    sliding windows (``whole_image_window`` decides; the numpy executor decides the same)."""
+    size = whole_image_window(image.shape[-2], image.shape[-1], window, multiple)
+    if size is None:
         return net(image)
     return sliding_window_inference(
-        net, image, window, overlap, multiple=multiple, batch_size=batch_size
+        net, image, size, overlap, blend=blend, multiple=multiple, batch_size=batch_size
     )

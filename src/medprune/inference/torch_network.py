@@ -69,7 +69,7 @@ class TorchNetwork:
         with torch.inference_mode(), self._context():
             seg, distance = whole_image_outputs(
                 self, x, pre["window"], pre["overlap"], pre["size_multiple"],
-                pre.get("batch_size", 4),
+                pre.get("batch_size", 4), pre.get("blend", "gaussian"),
             )  # fmt: skip
             prob = torch.sigmoid(seg)[:, 0]
         return prob[0].float().numpy(), distance[0, 0].float().numpy()

@@ -15,7 +15,7 @@ window outputs are blended back by a weighted average. All sizes are in pixels.
   image corner, covered by a single window corner only, keeps a well-conditioned weight.
 * Images smaller than the window are padded centrally (reflect, or zeros when an axis is too
   short to reflect) to the window size and the outputs cropped back.
-* ``whole_image_rule``: an image whose sides already suit the network and fit one window
+* ``whole_image_window``: an image whose sides already suit the network and fit one window
   runs in one forward pass, identical to the network's own output.
 
 This module is numpy-only: ``sliding_window_numpy`` runs any callable on numpy batches (an
@@ -36,9 +36,9 @@ __all__ = [
     "blend_weights_array",
     "check_overlap",
     "check_window",
-    "fits_one_pass",
     "pad_plan",
     "sliding_window_numpy",
+    "whole_image_window",
     "window_starts",
 ]
 
@@ -122,11 +122,19 @@ def can_reflect(height: int, width: int, pads: tuple[int, int, int, int]) -> boo
     return max(left, right) < width and max(top, bottom) < height
 
 
-def fits_one_pass(height: int, width: int, window: int | None, multiple: int) -> bool:
-    """Whether a whole image goes through the network in one pass: its sides suit the U-Net
-    (multiples of ``multiple``) and it fits one ``window`` (``None``: always one pass)."""
-    fits = height % multiple == 0 and width % multiple == 0
-    return window is None or (fits and max(height, width) <= window)
+def whole_image_window(
+    height: int, width: int, window: int | None, multiple: int
+) -> tuple[int, int] | None:
+    """How a whole image goes through the network: ``None`` for one pass as it is (its sides
+    are multiples of ``multiple``, at least two of them, the smallest an exported U-Net takes,
+    and it fits one ``window``); otherwise the window size for ``sliding_window_*``: ``window``,
+    or with ``window=None`` the image's own size rounded up to the size rule (one padded pass)."""
+    fits = height % multiple == 0 and width % multiple == 0 and min(height, width) >= 2 * multiple
+    if fits and (window is None or max(height, width) <= window):
+        return None
+    if window is None:
+        return tuple(max(2, -(-n // multiple)) * multiple for n in (height, width))
+    return (window, window)
 
 
 def sliding_window_numpy(

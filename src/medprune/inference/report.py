@@ -14,7 +14,10 @@ from typing import Any
 ITEM_KEYS = ("input", "label")
 
 
-def mean_scores(scores: list[dict[str, Any]]) -> dict[str, float | None]:
+def nan_mean_scores(scores: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean of every score over the items, NaNs left out (None when all are NaN). Unlike
+    ``medprune.metrics.surface.mean_scores`` (cardiac only, every value finite), nuclei Dice
+    is NaN on tiles without nuclei, and the item's paths are not scores."""
     keys = [k for k in scores[0] if k not in ITEM_KEYS] if scores else []
     means: dict[str, float | None] = {}
     for key in keys:
@@ -31,7 +34,7 @@ def write_metrics(
         "model": source["model"],
         "scored": len(scores),
         "inputs": inputs,
-        "mean": mean_scores(scores),
+        "mean": nan_mean_scores(scores),
     }
     with open(out / "metrics.csv", "x", newline="") as f:
         columns = list(scores[0]) if scores else list(ITEM_KEYS)

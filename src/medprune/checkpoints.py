@@ -66,3 +66,30 @@ def load_trained(path: str | Path, key: str = "ckpt") -> tuple[DictConfig, dict[
         if name not in cfg:
             raise ValueError(f"{key}={path}: its config has no {name!r}: not a medprune run")
     return cfg, checkpoint
+
+
+#: Data settings prune.py may change on top of the checkpoint's (moved data, loader
+#: settings); the rest (splits, patch sizes) stays as trained, so val means the same tiles.
+DATA_OVERRIDES = ("root", "test_root", "batch_size", "num_workers")
+
+
+def with_data_overrides(trained: DictConfig, data: DictConfig | None) -> DictConfig:
+    """The checkpoint's config with the non-null ``data.*`` overrides of the prune run."""
+    given = {k: v for k, v in (OmegaConf.to_container(data) if data else {}).items()}
+    unknown = sorted(set(given) - set(DATA_OVERRIDES))
+    if unknown:
+        raise ValueError(
+            f"data.{unknown[0]}: prune.py takes the checkpoint's data config and changes only "
+            f"data.{', data.'.join(DATA_OVERRIDES)}"
+        )
+    merged = OmegaConf.create(OmegaConf.to_container(trained, resolve=True))
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in merged.data:
+            raise ValueError(
+                f"data.{key}={value}: the checkpoint's data config "
+                f"({merged.data.get('_target_')}) has no {key!r}"
+            )
+        merged.data[key] = value
+    return merged

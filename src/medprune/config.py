@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
@@ -172,8 +171,6 @@ def validate_config(cfg: DictConfig) -> None:
     validate_pruning(cfg.pruning)
     if cfg.get("threads") is not None:
         _positive_int(cfg.threads, "threads")
-    if cfg.get("ckpt_path") is not None and not Path(cfg.ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
 
 
 def _positive_int(value: object, key: str, low: int = 1) -> None:

@@ -3,11 +3,13 @@ output folder per run, the pruning callback, the sparse model file, closing the 
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -32,9 +34,43 @@ def instantiate_dict(node: DictConfig | None, group: str) -> list[Any]:
     return objects
 
 
+def build_task(cfg: DictConfig) -> tuple[nn.Module, L.LightningModule]:
+    """The network and the task module around it. Everything is converted to plain Python
+    (``_convert_="all"``): hyper-parameters reach checkpoints, and Lightning's resume loader
+    (``weights_only``) refuses OmegaConf containers."""
+    net = instantiate(cfg.model, _convert_="all")
+    return net, instantiate(cfg.task, net=net, _convert_="all")
+
+
+def build_data(data: DictConfig) -> L.LightningDataModule:
+    """The datamodule, with plain-Python hyper-parameters (see ``build_task``). A datamodule's
+    own error (a missing folder, a bad value) is raised as it is, not inside Hydra's wrapper."""
+    try:
+        return instantiate(data, _convert_="all")
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (ValueError, OSError)):
+            raise err.__cause__ from None
+        raise
+
+
+def check_steps(trainer: DictConfig) -> None:
+    """A pruned run must take optimizer steps to reach its target; zero is refused here
+    rather than reported as a finished run at sparsity 0."""
+    for key in ("max_steps", "max_epochs", "limit_train_batches"):
+        if trainer.get(key) == 0:
+            raise ValueError(
+                f"trainer.{key}=0: a pruned run takes no optimizer step and cannot reach its "
+                "target sparsity; give it steps, or use pruning=none"
+            )
+
+
 #: What train.py writes that a later run must not overwrite.
 TRAIN_OUTPUTS = ("summary.json", "checkpoints")
 TRAIN_HINT = "to resume, pass ckpt_path=<old run>/checkpoints/last.ckpt"
+#: Files a prune.py run writes in its output folder; none may exist before it starts.
+PRUNE_OUTPUTS = ("summary.json", "report.md", "config.yaml", "model.pt2", "model.onnx")
+PRUNE_OUTPUTS += ("baseline.onnx", "model.sparse", "inference.json")
+PRUNE_HINT = "the input checkpoint is never written"
 
 
 def check_fresh_output_dir(
@@ -71,6 +107,21 @@ def export_sparse_model(net: nn.Module, out: Path, dtype: str) -> dict[str, Any]
         "dense_bytes": dense_state_dict_bytes(state),
         "sparse_bytes": save_sparse(state, path, dtype),
     }
+
+
+def log_lightning_to_run_file() -> None:
+    """Hydra's job log (``<run>/train.log``, ``prune.log``) gets Lightning's messages too.
+    Lightning, imported before Hydra configures logging, keeps a console handler of its own
+    and does not propagate to the root logger, which holds Hydra's file handler. File
+    handlers of earlier jobs in this process (a multirun) are dropped, not reopened."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    lightning = logging.getLogger("lightning.pytorch")
+    for handler in list(lightning.handlers):
+        if isinstance(handler, logging.FileHandler) and handler not in files:
+            lightning.removeHandler(handler)
+    for handler in files:
+        if handler not in lightning.handlers:
+            lightning.addHandler(handler)
 
 
 def update_wandb_summary(loggers: list[Any], values: dict[str, Any]) -> None:

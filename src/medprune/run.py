@@ -9,6 +9,7 @@ benchmarked model -> summary.json + report.md.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -24,17 +25,24 @@ from omegaconf import DictConfig, OmegaConf
 from medprune.checkpoints import ConfigInCheckpoint
 from medprune.config import validate_config
 from medprune.job import (
+    build_data,
+    build_task,
     check_fresh_output_dir,
+    check_steps,
     export_sparse_model,
     finish_wandb,
     instantiate_dict,
+    log_lightning_to_run_file,
     pruning_callback,
     update_wandb_summary,
 )
-from medprune.summary import print_summary, pruning_summary, write_summary
+from medprune.resume import check_resume, read_resume_checkpoint
+from medprune.summary import print_summary, pruning_summary, summary_line, write_summary
 from medprune.sweep import check_launcher, ddp_ranks_run_this_job
 
 __all__ = ["train", "sculpt"]
+
+log = logging.getLogger(__name__)
 
 
 def sculpt(cfg: DictConfig) -> dict[str, Any]:
@@ -62,8 +70,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rank_zero = rank_zero_only.rank == 0
     if rank_zero:
         check_fresh_output_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        log_lightning_to_run_file()
 
     if cfg.get("threads") is not None:
         torch.set_num_threads(cfg.threads)
@@ -75,12 +82,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     pruning = pruning_callback(cfg.pruning)
     loggers = instantiate_dict(cfg.get("logger"), "logger")
-    net = instantiate(cfg.model)
-    module = instantiate(cfg.task, net=net, _convert_="all")
+    net, module = build_task(cfg)
     if pruning is not None:  # globs, branches and targets checked before any data is made
         pruning.resolve(pruning.network(module))
+        check_steps(cfg.trainer)
         callbacks.append(pruning)
-    datamodule = instantiate(cfg.data)
+    if cfg.get("ckpt_path") is not None:
+        check_resume(cfg, read_resume_checkpoint(cfg.ckpt_path), pruning)
+    if rank_zero:  # every check passed: the run's folder is written from here on
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    datamodule = build_data(cfg.data)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     with ddp_ranks_run_this_job(str(out)):  # DDP ranks of a multirun job: this job alone
         try:
@@ -88,6 +100,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
             start = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            if pruning is not None and not pruning.reached:  # a failed run, not a summary
+                raise RuntimeError(
+                    f"{pruning.shortfall(trainer.global_step)}; no summary.json written. "
+                    f"{out / 'checkpoints'} keeps the weights: resume with ckpt_path="
+                    f"{out / 'checkpoints' / 'last.ckpt'} and a longer run (trainer.max_epochs)"
+                )
             module.finish_fit(trainer, datamodule)
             # The final weights, not best.ckpt: only they carry the full target sparsity.
             (test_metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
@@ -114,6 +132,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             write_summary(summary, out / "summary.json")
             _log_run_summary(loggers, summary)
             print_summary(summary)
+            log.info("%s", summary_line(summary, cfg.monitor.metric))
             return summary
         finally:
             finish_wandb()

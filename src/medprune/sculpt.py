@@ -24,12 +24,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medprune.bench import torch_latency
-from medprune.checkpoints import CONFIG_KEY, load_trained
+from medprune.checkpoints import CONFIG_KEY, load_trained, with_data_overrides
 from medprune.config import validate_prune_config
 from medprune.job import (
+    PRUNE_HINT,
+    PRUNE_OUTPUTS,
+    build_data,
+    build_task,
     check_fresh_output_dir,
     finish_wandb,
     instantiate_dict,
+    log_lightning_to_run_file,
     pruning_callback,
     update_wandb_summary,
 )
@@ -113,11 +118,6 @@ class Sculptor:
         self.module.on_load_checkpoint(extras)
 
 
-#: Files a prune run writes in its output folder; none may exist before it starts.
-OUTPUT_FILES = ("summary.json", "report.md", "config.yaml", "model.pt2", "model.onnx")
-OUTPUT_FILES += ("baseline.onnx", "model.sparse", "inference.json")
-
-
 def sculpt(cfg: DictConfig) -> dict[str, Any]:
     """Prune ``cfg.ckpt`` to ``cfg.target``; write summary.json, report.md and the exported
     model to ``cfg.paths.output_dir``; return the summary."""
@@ -125,10 +125,12 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
     targets = Targets(**OmegaConf.to_container(cfg.target, resolve=True))
     targets.validate()
     out = Path(cfg.paths.output_dir)
-    check_fresh_output_dir(out, OUTPUT_FILES, "the input checkpoint is never written")
+    check_fresh_output_dir(out, PRUNE_OUTPUTS, PRUNE_HINT)
     trained_cfg, checkpoint = load_trained(cfg.ckpt)
+    trained_cfg = with_data_overrides(trained_cfg, cfg.get("data"))
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    log_lightning_to_run_file()
     L.seed_everything(cfg.seed, workers=True)
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     status = "failed"
@@ -177,8 +179,7 @@ def _build(cfg: DictConfig, trained_cfg: DictConfig, checkpoint: dict, out: Path
     """The trained task with the checkpoint's weights and extras, its data, an example batch."""
     source = "the checkpoint" if CONFIG_KEY in checkpoint else "<run>/config.yaml"
     try:
-        net = instantiate(trained_cfg.model)
-        module = instantiate(trained_cfg.task, net=net, _convert_="all")
+        net, module = build_task(trained_cfg)
         module.load_state_dict(checkpoint["state_dict"])  # strict
     except Exception as err:  # a config that no longer fits the weights, or foreign weights
         raise ValueError(
@@ -186,7 +187,13 @@ def _build(cfg: DictConfig, trained_cfg: DictConfig, checkpoint: dict, out: Path
             f"{source}) builds: {err}"
         ) from err
     module.on_load_checkpoint(checkpoint)
-    datamodule = instantiate(trained_cfg.data)
+    try:
+        datamodule = build_data(trained_cfg.data)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"{err} (from the data config of ckpt={cfg.ckpt}): if the data has moved since "
+            "training, pass its new place, e.g. data.root=<folder> (data.test_root=<folder>)"
+        ) from None
     datamodule.setup("fit")
     image = next(iter(datamodule.train_dataloader()))["image"]
     size = list(cfg.bench.input_size or image.shape[-2:])

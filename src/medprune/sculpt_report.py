@@ -112,6 +112,8 @@ def deliver(
     summary = {
         "task": trained_cfg.task_name,
         "ckpt": str(cfg.ckpt),
+        # the checkpoint's data config with this run's data.* overrides: what was scored
+        "data": OmegaConf.to_container(trained_cfg.data, resolve=True),
         "pruning": OmegaConf.to_container(cfg.pruning, resolve=True),
         "main_metric": sculptor.metric,
         "baseline": {

@@ -78,6 +78,19 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
     (console or Console()).print(table)
 
 
+def summary_line(summary: Mapping[str, Any], metric: str) -> str:
+    """One line for the run's log file: where the summary is, sparsity, the test metric."""
+    pruning = summary["pruning"]
+    test = metric.replace("val/", "test/", 1)
+    value = summary["metrics"].get(test)
+    score = f", {test} {value:.4f}" if value is not None else ""
+    return (
+        f"summary.json written in {summary['output_dir']}: sparsity "
+        f"{pruning['achieved_sparsity']:.4f} of target {pruning['target_sparsity']:.4f}, "
+        f"{summary['steps']} optimizer steps{score}"
+    )
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"

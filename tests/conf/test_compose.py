@@ -101,7 +101,6 @@ def test_main_command_overrides_need_no_plus():
             r"pruning.end=0.5: the schedule",
         ),
         (["pruning=global", "pruning.frequency=0"], r"pruning.frequency=0"),
-        (["ckpt_path=/no/such.ckpt"], r"ckpt_path=/no/such.ckpt: no such checkpoint"),
     ],
 )
 def test_bad_values_fail_naming_the_key(overrides, match):

@@ -52,8 +52,12 @@ def read_info(path: str | Path) -> dict[str, int | float | str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: Info.cfg not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable Info.cfg text file ({err})") from None
     info: dict[str, int | float | str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         key, sep, value = line.partition(":")

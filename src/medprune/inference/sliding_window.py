@@ -121,7 +121,8 @@ def sliding_window_inference(
     if (ph, pw) == size:  # one window: nothing to blend
         raw = net(padded)
         outs = _as_tuple(raw, padded.shape, None)
-        return _restore([o[crop] for o in outs], raw)
+        # contiguous: a crop of a padded pass is a strided view, which .view() refuses
+        return _restore([o[crop].contiguous() for o in outs], raw)
 
     starts = [
         (y, x)
@@ -158,7 +159,7 @@ def sliding_window_inference(
             for acc, o in zip(sums, outs):
                 acc[region] += o[j * n : (j + 1) * n] * weights
 
-    blended = [(acc / weight_sum)[crop].to(o.dtype) for acc, o in zip(sums, outs)]
+    blended = [(acc / weight_sum)[crop].to(o.dtype).contiguous() for acc, o in zip(sums, outs)]
     return _restore(blended, like)
 
 

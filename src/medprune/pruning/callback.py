@@ -263,16 +263,33 @@ class GradualMagnitudePruning(L.Callback):
         reporting.log_layer_table(trainer.loggers, self._params, trainer.global_step)
         # From each rank's own weights (after the broadcast the masks agree by construction).
         self.rank_mask_digests = reporting.gather_zero_digests(self._params)
-        if self.last_update_step < self._steps[-1]:
-            warnings.warn(
-                f"training stopped at step {trainer.global_step}, before the pruning schedule "
-                f"ended (step {self._steps[-1]}): targets {self.current_targets} reached",
-                stacklevel=1,
-            )
+        if not self.reached:
+            warnings.warn(self.shortfall(trainer.global_step), stacklevel=1)
+
+    @property
+    def reached(self) -> bool:
+        """Whether every group's masks are at its final target (after a run, or a resume of
+        a run that got there)."""
+        return all(
+            self.current_targets.get(group, 0.0) >= target - 1e-12
+            for group, (target, _) in self._groups.items()
+        )
+
+    def shortfall(self, step: int) -> str:
+        """What a run that stopped at optimizer step ``step`` short of its target reached."""
+        last = f"its last update is at step {self._steps[-1]}" if self._steps else "never placed"
+        reached = {g: round(self.current_targets.get(g, 0.0), 6) for g in self._groups}
+        wanted = {g: t for g, (t, _) in self._groups.items()}
+        return (
+            f"pruning stopped short of its target: sparsity {reached} reached of {wanted} "
+            f"after {step} optimizer steps (the schedule {last})"
+        )
 
     # -- checkpoint state --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
+            "scope": self.scope,  # what the masks were made for: checked on resume
+            "targets": {g: t for g, (t, _) in self._groups.items()},
             "masks": {n: m.cpu() for n, m in self.masks.items()},
             "current_targets": dict(self.current_targets),
             "last_update_step": self.last_update_step,
@@ -286,8 +303,50 @@ class GradualMagnitudePruning(L.Callback):
                 "the checkpoint's pruning state was written by an older medprune (no "
                 "'current_targets'); resume it with that version or start a new run"
             )
+        self.check_resumable(state_dict)
         self.masks = dict(state_dict["masks"])
         self.current_targets = dict(state_dict["current_targets"])
         self.last_update_step = state_dict["last_update_step"]
         self.rewind_step = state_dict["rewind_step"]
         self.rewind_state = state_dict["rewind_state"]
+
+    def check_resumable(
+        self, state_dict: Mapping[str, Any], source: str = "the checkpoint"
+    ) -> None:
+        """Resuming must not undo pruning: same scope, every pruned group still selected and
+        no group's target below the sparsity ``source`` already reached (pruned weights would
+        regrow). The group checks need ``resolve`` first (Lightning calls ``setup`` before it
+        restores callback state; ``medprune.run.train`` checks before any data is made)."""
+        scope = state_dict.get("scope")
+        reached = dict(state_dict.get("current_targets", {}))
+        holds = describe_state(state_dict)
+        if scope is not None and scope != self.scope:
+            raise ValueError(
+                f"{source} holds {holds}; this run has pruning.scope={self.scope}: resume "
+                f"with pruning={scope}, or start a new run (no ckpt_path) to prune differently"
+            )
+        for group, value in reached.items() if self._groups else ():
+            if value > 0 and group not in self._groups:
+                raise ValueError(
+                    f"{source} holds {holds}, but this run prunes groups "
+                    f"{sorted(self._groups)}: resume with the targets/include of that run"
+                )
+            target = self._groups[group][0] if group in self._groups else 0.0
+            if target < value - 1e-12:
+                raise ValueError(
+                    f"{source} holds {holds}; this run's target for {group!r} is {target}, "
+                    f"below what is pruned already (pruned weights would regrow): resume with "
+                    f"a target >= {value:g}"
+                )
+
+
+def describe_state(state_dict: Mapping[str, Any]) -> str:
+    """The pruning state of a checkpoint in words, e.g. ``global pruning at sparsity
+    {'all': 0.5} (target {'all': 0.9375}), last mask update at step 6``."""
+    scope = state_dict.get("scope", "unknown-scope")
+    reached = {g: round(v, 6) for g, v in state_dict.get("current_targets", {}).items()}
+    targets = state_dict.get("targets")
+    target = f" (target {targets})" if targets else ""
+    step = state_dict.get("last_update_step", -1)
+    update = f"last mask update at step {step}" if step >= 0 else "no mask update yet"
+    return f"{scope} pruning state at sparsity {reached}{target}, {update}"

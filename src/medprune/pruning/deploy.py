@@ -59,7 +59,12 @@ def load_program(path: str | Path) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such exported program (.pt2) file")
-    return torch.export.load(path).module()
+    try:
+        return torch.export.load(path).module()
+    except Exception as err:  # truncated, foreign or from another torch: name the file
+        raise ValueError(
+            f"{path}: cannot load the exported program ({type(err).__name__}: {err})"
+        ) from None
 
 
 def save_onnx(

@@ -28,6 +28,21 @@ class SegmentationTask(L.LightningModule):
         # objects, so pruning masks and state_dict keys are unaffected.
         self.net = net.to(memory_format=torch.channels_last) if self.hparams.channels_last else net
 
+    @property
+    def multiple(self) -> int:
+        """The U-Net takes sides that are multiples of this many px (2 ** (model.depth - 1))."""
+        return 2 ** (getattr(self.net, "depth", 1) - 1)
+
+    def check_patch(self, image: torch.Tensor, keys: str) -> None:
+        """Training patches must suit the U-Net (else a cryptic skip-concat shape error);
+        ``keys`` names the data settings that set their size."""
+        h, w = image.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(
+                f"training patches are {h}x{w} px, but the U-Net (model.depth) needs sides "
+                f"divisible by {self.multiple}: set {keys} to a multiple of {self.multiple}"
+            )
+
     def forward(self, image: torch.Tensor) -> Any:
         return self.net(self._net_input(image))
 

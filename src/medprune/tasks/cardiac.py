@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medprune.inference.sliding_window import whole_image_outputs
 from medprune.inference.torch_network import labels_on_grid
 from medprune.metrics.surface import ACDC_CLASSES
 from medprune.metrics.volume import VolumeMetrics
@@ -40,6 +41,7 @@ class CardiacSegmentationTask(SegmentationTask):
         self.metrics = nn.ModuleDict({stage: VolumeMetrics() for stage in ("val", "test")})
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.check_patch(batch["image"], "data.crop_size (ACDC) or data.size (built-in)")
         logits = self(batch["image"])
         loss = self.distilled(batch["image"], logits, dice_ce_loss(logits, batch["label"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
@@ -52,7 +54,9 @@ class CardiacSegmentationTask(SegmentationTask):
         return (log_q.exp() * (log_q - log_p)).sum(dim=1).mean()
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        logits = self(batch["image"])
+        # Slices of any size: padded to the U-Net's size rule and cropped back (data.pad_multiple
+        # below the rule, or a volume cropped to an odd size, still evaluates).
+        logits = whole_image_outputs(self, batch["image"], None, 0.0, self.multiple)
         self.log(f"{stage}/loss", dice_ce_loss(logits, batch["label"]), batch_size=1)
         scored = batch["scored_label"]
         pred = labels_on_grid(logits, batch["size"].tolist(), tuple(scored.shape[-2:]))

@@ -66,7 +66,6 @@ class NucleiSegmentationTask(SegmentationTask):
         self.tuning = ThresholdTuning(**dict(tune_postprocess)) if tune_postprocess else None
         self.search: ThresholdSearch | None = None  # the last tuning, for the summary
         self.force_tuning = False  # set by tuned_validation (finish_fit, prune.py)
-        self.multiple = 2 ** (getattr(net, "depth", 1) - 1)
         if window is not None and (
             isinstance(window, bool)
             or not isinstance(window, int)
@@ -116,13 +115,9 @@ class NucleiSegmentationTask(SegmentationTask):
         return {"loss": loss, "seg_loss": seg, "dist_loss": dist}, seg_logits, distance
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        h, w = batch["image"].shape[-2:]
-        if h % self.multiple or w % self.multiple:  # else a cryptic skip-concat shape error
-            raise ValueError(
-                f"training patches are {h}x{w} px, but the U-Net (model.depth) needs sides "
-                f"divisible by {self.multiple}: set data.patch_size (real tiles) or "
-                f"data.train_crop (built-in tiles) to a multiple of {self.multiple}"
-            )
+        self.check_patch(
+            batch["image"], "data.patch_size (real tiles) or data.train_crop (built-in)"
+        )
         losses, seg_logits, distance = self._losses(batch)
         loss = self.distilled(batch["image"], (seg_logits, distance), losses["loss"])
         n = batch["image"].shape[0]

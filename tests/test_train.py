@@ -140,6 +140,10 @@ def test_cli_main_command_with_wandb_logger(tmp_path):
     assert "pruning: resolved layers" in printed
     assert re.search(r"seg\.encoder\.0\.0\.weight .* dense", printed)
     assert re.search(r"seg\.encoder\.1\.0\.weight .* prune  all -> 0\.9375", printed)
+    # the run's log file holds Lightning's messages, the selection and the closing line
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "pruning: resolved layers" in log and "`Trainer.fit` stopped" in log
+    assert "summary.json written in" in log and "sparsity 0.9375 of target 0.9375" in log
 
 
 def test_cli_bad_pruning_config_stops_before_training(tmp_path):

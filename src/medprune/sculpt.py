@@ -197,7 +197,7 @@ def _build(cfg: DictConfig, trained_cfg: DictConfig, checkpoint: dict, out: Path
     datamodule.setup("fit")
     image = next(iter(datamodule.train_dataloader()))["image"]
     size = list(cfg.bench.input_size or image.shape[-2:])
-    multiple = 2 ** (trained_cfg.model.get("depth", 1) - 1)
+    multiple = module.multiple
     if any(side % multiple or side < 2 * multiple for side in size):
         raise ValueError(
             f"bench.input_size={size}: the U-Net (model.depth={trained_cfg.model.depth}) "

@@ -8,8 +8,8 @@ Examples: ``python prune.py ckpt=<run>/checkpoints/last.ckpt target.compression=
 import hydra
 from omegaconf import DictConfig
 
-from medprune.config import register_configs
-from medprune.run import sculpt
+from medprune.runs.config import register_configs
+from medprune.runs.sculpting import sculpt
 
 register_configs()
 

@@ -8,8 +8,8 @@ Examples: ``python train.py pruning=global sparsity=0.9375``,
 import hydra
 from omegaconf import DictConfig
 
-from medprune.config import register_configs
-from medprune.run import train
+from medprune.runs.config import register_configs
+from medprune.runs.training import train
 
 register_configs()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from medprune.pruning import sparsity_stats
-from medprune.pruning.export import dense_state_dict_bytes, load_sparse, save_sparse
+from medprune.pruning.sparse_file import dense_state_dict_bytes, load_sparse, save_sparse
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import torch
 
 from medprune.models import TwoBranchUNet
 from medprune.pruning import magnitude_masks, prunable_parameters
-from medprune.pruning.masking import apply_masks, multipliers
+from medprune.pruning.zeroing import apply_masks, multipliers
 
 
 def median_ms(fn, repeats: int) -> float:

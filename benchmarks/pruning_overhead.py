@@ -49,8 +49,8 @@ from lightning.pytorch.callbacks import ModelPruning
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from medprune.config import register_configs
 from medprune.pruning import GradualMagnitudePruning, cubic_sparsity, update_steps
+from medprune.runs.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"dense": "dense", "medprune": "medprune GradualMagnitudePruning",

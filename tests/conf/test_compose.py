@@ -4,7 +4,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from conftest import CONF, compose_train
-from medprune.config import validate_config
+from medprune.runs.config import validate_config
 
 GROUPS = [
     "task",
@@ -45,7 +45,7 @@ def test_every_group_option_composes_and_resolves(override, tmp_path):
 def test_prune_composes_with_each_pruning_option(pruning, tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from medprune.config import register_configs, validate_prune_config
+    from medprune.runs.config import register_configs, validate_prune_config
 
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
@@ -120,7 +120,7 @@ def test_schema_rejects_unknown_keys_and_wrong_types():
 def compose_with_hydra(overrides):
     from hydra import compose, initialize_config_dir
 
-    from medprune.config import register_configs
+    from medprune.runs.config import register_configs
 
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):

@@ -13,7 +13,7 @@ from medprune.data import NucleiFolderDataModule, seeding
 from medprune.data.monuseg_datamodule import NucleiPatches
 from medprune.data.nuclei_datamodule import NucleiTiles
 from medprune.data.transforms import he_train_transform
-from medprune.run import train
+from medprune.runs.training import train
 from monuseg_fixtures import SHAPE, expected_instances, tile_image, write_tile
 
 # every fixture tile carries one 2-vertex region on purpose (tests/data/test_monuseg.py)

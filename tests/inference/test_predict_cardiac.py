@@ -15,7 +15,7 @@ import pytest
 from acdc_fixtures import SHAPE_XYZ, SPACING_XYZ, write_patient
 from conftest import TINY_RUN, compose_predict, compose_train, predict_without_torch
 from medprune.inference.predict import predict
-from medprune.run import train
+from medprune.runs.training import train
 
 # (number, group, ED, ES): other frames per patient, so volumes differ
 PATIENTS = [(1, "NOR", 1, 7), (2, "NOR", 2, 8), (3, "DCM", 3, 9), (4, "DCM", 1, 5)]

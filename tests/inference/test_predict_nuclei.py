@@ -18,7 +18,7 @@ from conftest import ROOT, TINY_RUN, compose_predict, compose_train, predict_wit
 from medprune.data.synthetic_nuclei import generate_nuclei_split
 from medprune.inference.predict import predict
 from medprune.metrics.instance import aggregated_jaccard_index
-from medprune.run import train
+from medprune.runs.training import train
 from monuseg_fixtures import write_tiff
 
 TEST_SHAPES = [(60, 70), (64, 64), (48, 90)]  # not all multiples of 4 or within one window

@@ -1,8 +1,8 @@
 import pytest
 
-from medprune.config import DEFAULT_EXCLUDE
 from medprune.models import TwoBranchUNet, UNet
 from medprune.pruning.selection import ALL, describe_selection, select_groups
+from medprune.runs.config import DEFAULT_EXCLUDE
 
 
 def test_default_exclude_keeps_first_conv_and_heads_dense_in_both_models():

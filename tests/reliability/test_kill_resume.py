@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from conftest import CARDIAC_TINY, ROOT, TINY, compose_train
-from medprune.resume import pruning_state
-from medprune.run import train
+from medprune.runs.resume import pruning_state
+from medprune.runs.training import train
 
 HERE = Path(__file__).parent
 # 4 epochs of 2 optimizer steps; the schedule updates the masks at steps 1..6

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import TINY_RUN, compose_predict, compose_train
 from medprune.inference.predict import predict
-from medprune.run import train
+from medprune.runs.training import train
 from monuseg_fixtures import tile_image, write_tiff, write_xml
 
 

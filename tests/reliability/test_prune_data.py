@@ -11,7 +11,8 @@ from hydra.errors import ConfigCompositionException
 
 from acdc_fixtures import write_patient
 from conftest import CARDIAC_TINY, CONF, compose_train
-from medprune.run import sculpt, train
+from medprune.runs.sculpting import sculpt
+from medprune.runs.training import train
 
 FAST = ["pruning=global", "sparsity=0.5", "target.compression=1.5", "target.max_quality_drop=0.99",
         "finetune.epochs=1", "export.onnx=false", "bench.warmup=0", "bench.repeats=1",

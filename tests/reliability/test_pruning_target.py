@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import TINY, compose_train
-from medprune.run import train
+from medprune.runs.training import train
 
 PRUNED = ["pruning=global", "sparsity=0.5"]
 
@@ -22,7 +22,9 @@ PRUNED = ["pruning=global", "sparsity=0.5"]
 def test_a_pruned_run_without_optimizer_steps_is_refused_before_data(
     tmp_path, monkeypatch, overrides, key
 ):
-    monkeypatch.setattr("medprune.run.build_data", lambda data: pytest.fail("data was built"))
+    monkeypatch.setattr(
+        "medprune.runs.training.build_data", lambda data: pytest.fail("data was built")
+    )
     cfg = compose_train([*TINY, *PRUNED, *overrides], tmp_path / "run")
     with pytest.raises(ValueError, match=f"{key}: a pruned run takes no optimizer step"):
         train(cfg)

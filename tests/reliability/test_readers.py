@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from acdc_fixtures import write_patient
-from medprune.checkpoints import load_trained
 from medprune.data.acdc import load_patient, read_info, read_nifti_volume
 from medprune.data.monuseg import parse_aperio_xml, read_label_map, read_rgb_image, read_rgb_tiff
+from medprune.inference.checkpoint import load_trained
+from medprune.inference.export import load_program, save_onnx, save_program
 from medprune.inference.settings import read_settings
-from medprune.pruning.deploy import load_program, save_onnx, save_program
-from medprune.pruning.export import load_sparse, save_sparse
+from medprune.pruning.sparse_file import load_sparse, save_sparse
 from monuseg_fixtures import tile_image, write_tiff, write_xml
 
 

@@ -11,8 +11,8 @@ import torch
 
 from acdc_fixtures import write_patient
 from conftest import CARDIAC_TINY, TINY, compose_train
-from medprune import job
-from medprune.run import train
+from medprune.runs import job
+from medprune.runs.training import train
 
 PRUNED = ["pruning=global", "sparsity=0.5"]
 
@@ -32,7 +32,7 @@ def no_data(monkeypatch):
     def refuse(data):
         raise AssertionError("data was built before the checkpoint was checked")
 
-    monkeypatch.setattr("medprune.run.build_data", refuse)
+    monkeypatch.setattr("medprune.runs.training.build_data", refuse)
 
 
 @pytest.mark.parametrize(

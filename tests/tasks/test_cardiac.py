@@ -14,7 +14,7 @@ from medprune.data.acdc import load_patient
 from medprune.inference.torch_network import labels_on_grid
 from medprune.metrics.surface import volume_scores
 from medprune.metrics.volume import VolumeMetrics
-from medprune.run import train
+from medprune.runs.training import train
 from medprune.tasks import CardiacSegmentationTask
 
 KEYS = ["dice_rv", "dice_myo", "dice_lv", "dice_mean", "hd95_rv", "hd95_myo", "hd95_lv"]

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from conftest import ROOT
 from medprune.models import TwoBranchUNet
-from medprune.run import train
+from medprune.runs.training import train
 from medprune.tasks import NucleiSegmentationTask
 from medprune.tasks.nuclei import latest_checkpoint_paths
 

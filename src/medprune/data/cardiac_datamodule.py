@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from medprune.common.checks import check_data_ints
 from medprune.data.acdc import (
     Volume,
     center_crop_or_pad,
@@ -29,7 +30,6 @@ from medprune.data.acdc import (
     preprocess_volume,
     split_patients,
 )
-from medprune.data.checks import check_data_ints
 from medprune.data.synthetic_cardiac import generate_cardiac_split
 from medprune.data.transforms import cardiac_train_transform
 

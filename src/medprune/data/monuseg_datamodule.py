@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from medprune.data.checks import check_data_ints
+from medprune.common.checks import check_data_ints
 from medprune.data.monuseg import (
     find_instance_pairs,
     find_tiles,

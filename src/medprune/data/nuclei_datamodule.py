@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from medprune.data.checks import check_data_ints
+from medprune.common.checks import check_data_ints
 from medprune.data.synthetic_nuclei import generate_nuclei_split
 from medprune.data.targets import distance_map, foreground_mask
 from medprune.data.transforms import nuclei_train_transform

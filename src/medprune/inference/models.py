@@ -89,8 +89,8 @@ def export_deployment(model: str | Path, folder: Path) -> Path:
     torch on an example input) and ``inference.json``. ``folder`` must not exist."""
     import torch
 
+    from medprune.inference.export import check_onnx, save_onnx
     from medprune.inference.torch_network import load_checkpoint_network
-    from medprune.pruning.deploy import check_onnx, save_onnx
 
     checkpoint = resolve_checkpoint(model)
     if checkpoint is None:

@@ -89,7 +89,7 @@ def load_checkpoint_network(path: str | Path) -> tuple[TorchNetwork, dict, dict[
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from medprune.checkpoints import load_trained
+    from medprune.inference.checkpoint import load_trained
 
     cfg, checkpoint = load_trained(path, key="model")
     state = {
@@ -110,6 +110,6 @@ def load_checkpoint_network(path: str | Path) -> tuple[TorchNetwork, dict, dict[
 
 def load_program_network(path: str | Path) -> TorchNetwork:
     """A ``prune.py`` ``model.pt2`` (channel-pruned widths baked in) as a ``TorchNetwork``."""
-    from medprune.pruning.deploy import load_program
+    from medprune.inference.export import load_program
 
     return TorchNetwork(load_program(path))

@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from medprune.pruning import masking, reporting
+from medprune.pruning import sparsity_log, zeroing
 from medprune.pruning.masks import SCOPES, check_density_floor, check_sparsity, magnitude_masks
 from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES, schedule_steps, sparsity_at
 from medprune.pruning.selection import describe_selection, select_groups
@@ -122,7 +122,7 @@ class GradualMagnitudePruning(L.Callback):
 
     def resolve(self, net: nn.Module) -> str:
         """Select layers and check the targets are reachable; returns the printable list.
-        Called by ``setup`` and, before any data is made, by ``medprune.run.train``."""
+        Called by ``setup`` and, before any data is made, by ``medprune.runs.training.train``."""
         self._groups = select_groups(
             net, self.include, self.exclude, self.targets, self.target_sparsity
         )
@@ -162,7 +162,7 @@ class GradualMagnitudePruning(L.Callback):
     # -- schedule ----------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.masks:
-            masking.check_restored(self.masks, self._params, self.min_density)
+            zeroing.check_restored(self.masks, self._params, self.min_density)
         total = trainer.estimated_stepping_batches
         if total == float("inf"):
             raise ValueError(
@@ -184,12 +184,12 @@ class GradualMagnitudePruning(L.Callback):
                 f"{self.end_step - self.begin_step} optimizer steps (steps {self.begin_step} to "
                 f"{self.end_step}), too few for {self.rounds} distinct rounds"
             )
-        self._multipliers = masking.multipliers(self._params, self.masks)
-        masking.apply_masks(self._params, self._multipliers)
+        self._multipliers = zeroing.multipliers(self._params, self.masks)
+        zeroing.apply_masks(self._params, self._multipliers)
         self._step_end(trainer, pl_module)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        masking.mask_gradients(self._params, self._multipliers)
+        zeroing.mask_gradients(self._params, self._multipliers)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         self._step_end(trainer, pl_module)
@@ -203,7 +203,7 @@ class GradualMagnitudePruning(L.Callback):
         if due and self._steps[due - 1] > self.last_update_step:
             self.update_masks(self._steps[due - 1], trainer, pl_module)
         else:
-            masking.apply_masks(self._params, self._multipliers)
+            zeroing.apply_masks(self._params, self._multipliers)
 
     def targets_at(self, step: int) -> dict[str, float]:
         """Each group's target at ``step``; never below a target already reached."""
@@ -239,10 +239,10 @@ class GradualMagnitudePruning(L.Callback):
         if self.rewind_state is not None and raised:  # a new mask, not a repeat of the last
             net = self.network(pl_module)
             net.load_state_dict(self.rewind_state)
-            masking.reset_state(trainer.optimizers, net.parameters())
-        self._multipliers = masking.multipliers(self._params, self.masks)
-        masking.apply_masks(self._params, self._multipliers)
-        masking.zero_pruned_state(trainer.optimizers, self._params, self._multipliers)
+            zeroing.reset_state(trainer.optimizers, net.parameters())
+        self._multipliers = zeroing.multipliers(self._params, self.masks)
+        zeroing.apply_masks(self._params, self._multipliers)
+        zeroing.zero_pruned_state(trainer.optimizers, self._params, self._multipliers)
         self.log_to(trainer)
 
     def log_to(self, trainer: L.Trainer) -> None:
@@ -253,16 +253,16 @@ class GradualMagnitudePruning(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step)
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
-        reporting.log_layer_table(trainer.loggers, self._params, trainer.global_step)
+        sparsity_log.log_layer_table(trainer.loggers, self._params, trainer.global_step)
 
     def log_values(self) -> dict[str, float]:
         groups = {g: self.current_targets.get(g, 0.0) for g in self._groups}
-        return reporting.log_scalars(self._params, self._weighted(groups), groups)
+        return sparsity_log.log_scalars(self._params, self._weighted(groups), groups)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        reporting.log_layer_table(trainer.loggers, self._params, trainer.global_step)
+        sparsity_log.log_layer_table(trainer.loggers, self._params, trainer.global_step)
         # From each rank's own weights (after the broadcast the masks agree by construction).
-        self.rank_mask_digests = reporting.gather_zero_digests(self._params)
+        self.rank_mask_digests = sparsity_log.gather_zero_digests(self._params)
         if not self.reached:
             warnings.warn(self.shortfall(trainer.global_step), stacklevel=1)
 
@@ -316,7 +316,7 @@ class GradualMagnitudePruning(L.Callback):
         """Resuming must not undo pruning: same scope, every pruned group still selected and
         no group's target below the sparsity ``source`` already reached (pruned weights would
         regrow). The group checks need ``resolve`` first (Lightning calls ``setup`` before it
-        restores callback state; ``medprune.run.train`` checks before any data is made)."""
+        restores callback state; ``runs.training.train`` checks before any data is made)."""
         scope = state_dict.get("scope")
         reached = dict(state_dict.get("current_targets", {}))
         holds = describe_state(state_dict)

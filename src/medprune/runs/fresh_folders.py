@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from medprune.job import (
+from medprune.runs.job import (
     PRUNE_HINT,
     PRUNE_OUTPUTS,
     TRAIN_HINT,

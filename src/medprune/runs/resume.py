@@ -9,45 +9,12 @@ target). The file is only read.
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from medprune.checkpoints import CONFIG_KEY
+from medprune.inference.checkpoint import CONFIG_KEY
 from medprune.pruning.callback import GradualMagnitudePruning, describe_state
-
-#: Lightning keys a checkpoint needs to resume training (not only to load weights).
-TRAINING_KEYS = ("state_dict", "optimizer_states", "loops", "global_step")
-
-
-def read_resume_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint at ``path`` as Lightning's resume reads it (on the CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        why = next((line for line in lines if "Unsupported global" in line), lines[0])
-        raise ValueError(
-            f"ckpt_path={path}: Lightning's checkpoint loader (weights_only) refuses it: it "
-            f"holds objects other than tensors and plain Python ({why})"
-        ) from None
-    except Exception as err:  # truncated, not a torch file, ...: one message naming the file
-        raise ValueError(
-            f"ckpt_path={path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})"
-        ) from None
-    missing = [k for k in TRAINING_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
-    if missing:
-        raise ValueError(
-            f"ckpt_path={path}: not a Lightning training checkpoint (no {', '.join(missing)}); "
-            "resume needs one that train.py wrote, e.g. <run>/checkpoints/last.ckpt"
-        )
-    return checkpoint
 
 
 def pruning_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:

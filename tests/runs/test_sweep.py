@@ -10,7 +10,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, read_write
 
 from hydra_plugins.medprune_sweeper.grid_sweeper import GridSweeper, drop_ignored_overrides
-from medprune.sweep import (
+from medprune.runs.multirun import (
     check_launcher,
     ddp_ranks_run_this_job,
     slurm_devices,

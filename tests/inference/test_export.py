@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from medprune.inference.export import check_onnx, load_program, save_onnx, save_program
 from medprune.models import TwoBranchUNet, UNet
-from medprune.pruning.deploy import check_onnx, load_program, save_onnx, save_program
 
 GUARD_ERRORS = (AssertionError, RuntimeError, ValueError)  # torch 2.13 raises AssertionError
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY
-from medprune.config import DEFAULT_EXCLUDE
 from medprune.models import TwoBranchUNet
 from medprune.pruning import prunable_parameters
-from medprune.pruning.export import load_sparse
-from medprune.run import train
+from medprune.pruning.sparse_file import load_sparse
+from medprune.runs.config import DEFAULT_EXCLUDE
+from medprune.runs.training import train
 
 METRICS = ["test/dice", "test/aji", "test/pq", "test/dq", "test/sq", "test/mse"]
 PRUNING_KEYS = [
@@ -200,7 +200,7 @@ def test_resume_mid_schedule_keeps_zeros_and_ends_at_target(tiny_cfg, tmp_path):
 
 
 def test_a_failed_export_keeps_the_summary(tiny_cfg, monkeypatch):
-    from medprune import job
+    from medprune.runs import job
 
     def overflow(*args, **kwargs):
         raise ValueError("seg.head.weight: a value beyond float16's range")

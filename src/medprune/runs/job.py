@@ -1,21 +1,27 @@
-"""What train.py and prune.py jobs share: callbacks and loggers from config dicts, a fresh
-output folder per run, the pruning callback, the sparse model file, closing the W&B run."""
+"""The job skeleton train.py and prune.py share: a fresh output folder per run with its
+config.yaml, Lightning's messages in the run log, seeds, callbacks and loggers from config
+dicts, the task and data built from config, the pruning callback, the sparse model file, and
+closing the loggers and the W&B run however the job ends."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from medprune.config import branch_targets
-from medprune.pruning.export import dense_state_dict_bytes, save_sparse
+from medprune.pruning.sparse_file import dense_state_dict_bytes, save_sparse
+from medprune.runs.config import branch_targets
 
 #: The compact pruned model (bitmask + non-zero values) written next to the checkpoints.
 SPARSE_MODEL_FILE = "model.sparse"  # not a torch.save file: read it with load_sparse
@@ -98,15 +104,60 @@ def pruning_callback(pruning: DictConfig) -> L.Callback | None:
 
 
 def export_sparse_model(net: nn.Module, out: Path, dtype: str) -> dict[str, Any]:
-    """Write the compact model file; sizes are in bytes, dense = ``torch.save(state_dict)``."""
+    """Write the compact model file; sizes are in bytes, dense = ``torch.save(state_dict)``.
+    A model the file cannot hold (e.g. a weight beyond float16's range) gives ``{"error":
+    ...}`` and a warning instead: the run's summary is kept."""
     state = net.state_dict()
     path = out / SPARSE_MODEL_FILE
+    try:
+        sparse_bytes = save_sparse(state, path, dtype)
+    except ValueError as err:
+        warnings.warn(f"sparse export skipped: {err}", stacklevel=2)
+        return {"error": str(err)}
     return {
         "path": str(path),
         "dtype": dtype,
         "dense_bytes": dense_state_dict_bytes(state),
-        "sparse_bytes": save_sparse(state, path, dtype),
+        "sparse_bytes": sparse_bytes,
     }
+
+
+def start_job(out: Path, names: tuple[str, ...], hint: str) -> None:
+    """Before anything is built: ``out`` must not hold an earlier run (see
+    ``check_fresh_output_dir``), and Hydra's run log gets Lightning's messages."""
+    check_fresh_output_dir(out, names, hint)
+    log_lightning_to_run_file()
+
+
+def seed_job(cfg: DictConfig) -> None:
+    """``threads`` (torch intra-op threads, when set) and every seed from ``cfg.seed``."""
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True)
+
+
+def write_run_config(cfg: DictConfig, out: Path) -> None:
+    """Every check passed: the run's folder and its resolved ``config.yaml`` are written."""
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+
+
+@contextmanager
+def logged_job(cfg: DictConfig, loggers: list[Any], *, finalize: bool) -> Iterator[None]:
+    """The job's body: the config goes to every logger first; at the end, however the job
+    ends, loggers used outside a Trainer are finalized (``finalize``: CSV writes then) and the
+    W&B run is closed, so the next job of a sweep gets its own."""
+    status = "failed"
+    try:
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        yield
+        status = "success"
+    finally:
+        if finalize:
+            for logger in loggers:
+                logger.finalize(status)
+        finish_wandb()
 
 
 def log_lightning_to_run_file() -> None:

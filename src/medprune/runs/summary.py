@@ -17,7 +17,7 @@ from rich.table import Table
 from torch import nn
 
 from medprune.pruning import prunable_parameters, sparsity_stats
-from medprune.pruning.reporting import branch_sparsity, layer_summary
+from medprune.pruning.sparsity_log import branch_sparsity, layer_summary
 
 
 def pruning_summary(net: nn.Module, scope: str, callback: Any = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from torch import nn
 
 from medprune.models import UNet
 from medprune.pruning import magnitude_masks, prunable_parameters
-from medprune.pruning.export import dense_state_dict_bytes, load_sparse, save_sparse
+from medprune.pruning.sparse_file import dense_state_dict_bytes, load_sparse, save_sparse
 
 
 def prune_(net: nn.Module, sparsity: float) -> nn.Module:

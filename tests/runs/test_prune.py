@@ -17,14 +17,15 @@ from hydra import compose, initialize_config_dir
 
 from acdc_fixtures import frame_data, write_nifti
 from conftest import CARDIAC_TINY, CONF, ROOT, compose_predict, compose_train
-from medprune.checkpoints import CONFIG_KEY, load_trained
-from medprune.config import register_configs, validate_config
+from medprune.inference.checkpoint import CONFIG_KEY, load_trained
+from medprune.inference.export import load_program
 from medprune.inference.predict import predict
 from medprune.models import UNet
-from medprune.pruning.deploy import load_program
 from medprune.pruning.structured import count_parameters
-from medprune.run import sculpt, train
-from medprune.sculpt import Sculptor
+from medprune.runs.config import register_configs, validate_config
+from medprune.runs.sculpting import sculpt
+from medprune.runs.sculptor import Sculptor
+from medprune.runs.training import train
 from medprune.tasks import CardiacSegmentationTask
 
 # Tiny prune runs: one fine-tuning epoch per step, three timed runs per latency.

@@ -9,22 +9,19 @@ keeps the ones each step was judged on while pruning).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from medprune.bench import onnx_latency, torch_latency
+from medprune.inference.export import check_onnx, save_onnx, save_program
 from medprune.inference.settings import settings_from_run, write_settings
-from medprune.job import export_sparse_model
 from medprune.pruning.criteria import StepResult, Targets, criteria_met, quality_drop
-from medprune.pruning.deploy import check_onnx, save_onnx, save_program
-from medprune.summary import write_summary
-
-if TYPE_CHECKING:
-    from medprune.sculpt import Sculptor
+from medprune.runs.job import export_sparse_model
+from medprune.runs.sculptor import Sculptor
+from medprune.runs.summary import write_summary
 
 PROGRAM_FILE = "model.pt2"  # torch.export program: torch.export.load(path).module()
 ONNX_FILE = "model.onnx"
@@ -55,11 +52,7 @@ def _export(sculptor: Sculptor, dense_net: nn.Module) -> dict[str, Any]:
             dense_net, export["baseline_onnx"], example
         )
     if sculptor.cfg.pruning.scope != "structured":  # zeros only pay off in the sparse file
-        try:
-            export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
-        except ValueError as err:  # e.g. a weight beyond float16's range: keep the summary
-            warnings.warn(f"sparse export skipped: {err}", stacklevel=1)
-            export["sparse"] = {"error": str(err)}
+        export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
     return export
 
 

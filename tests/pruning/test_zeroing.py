@@ -1,6 +1,6 @@
 import torch
 
-from medprune.pruning.masking import mask_gradients, zero_pruned_state
+from medprune.pruning.zeroing import mask_gradients, zero_pruned_state
 
 
 def _adam_with_history(weight):

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from medprune.inference.predict import predict
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     status = predict(cfg)
     if status:

@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES
-from medprune.sweep import slurm_devices, slurm_gpus, sweep_group
+from medprune.runs.multirun import slurm_devices, slurm_gpus, sweep_group
 
 PRUNING_SCOPES = ("none", "global", "layerwise")
 EXPORT_DTYPES = ("float32", "float16")
@@ -79,7 +79,7 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(group="pruning", name="base_pruning", node=PruningConfig)
     store.store(group="pruning", name="base_structured", node=StructuredPruningConfig)
-    # ${sweep_group:${task_name}}: the W&B group, one per multirun (medprune.sweep)
+    # ${sweep_group:${task_name}}: the W&B group, one per multirun (medprune.runs.multirun)
     OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("slurm_devices", slurm_devices, replace=True)  # launcher=slurm
     OmegaConf.register_new_resolver("slurm_gpus", slurm_gpus, replace=True)

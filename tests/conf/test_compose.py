@@ -93,8 +93,8 @@ def test_main_command_overrides_need_no_plus():
     ("overrides", "match"),
     [
         (["pruning=global", "sparsity=1.0"], r"pruning.target_sparsity \(set by sparsity=\)=1.0"),
-        (["pruning=global", "sparsity=1.5"], r"sparsity=\)=1.5: expected a value in \[0, 1\)"),
-        (["pruning=layerwise", "sparsity=-0.1"], r"=-0.1: expected a value in \[0, 1\)"),
+        (["pruning=global", "sparsity=1.5"], r"sparsity=\)=1.5: expected a number in \[0, 1\)"),
+        (["pruning=layerwise", "sparsity=-0.1"], r"=-0.1: expected a number in \[0, 1\)"),
         (["pruning=global", "pruning.scope=channel"], r"pruning.scope='channel': expected one of"),
         (
             ["pruning=global", "pruning.begin=0.5", "pruning.end=0.5"],

@@ -103,17 +103,20 @@ def test_adam_moments_of_pruned_weights_are_zero_and_stay_zero(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"target_sparsity": 1.0}, r"target_sparsity=1.0: expected a value in \[0, 1\)"),
+        ({"target_sparsity": 1.0}, r"target_sparsity=1.0: expected a number in \[0, 1\)"),
         ({"scope": "random"}, "scope='random': expected one of global, layerwise"),
         (
             {"begin": 0.5, "end": 0.4},
-            r"end=0.4: expected a fraction of the run in \(begin=0.5, 1\]",
+            r"end=0.4: the schedule must end after it begins \(begin=0.5\)",
         ),
         ({"frequency": 0}, "frequency=0"),
-        ({"initial_sparsity": 0.6, "target_sparsity": 0.5}, "initial_sparsity=0.6 must be <="),
-        ({"rewind": 0.0}, "rewind=0.0 needs a schedule that prunes in few large steps"),
-        ({"schedule": "one_shot", "rewind": 0.2}, r"rewind=0.2: expected .* \[0, begin\)"),
-        ({"targets": {"seg": 1.0}}, r"targets.seg=1.0: expected a value in \[0, 1\)"),
+        (
+            {"initial_sparsity": 0.6, "target_sparsity": 0.5},
+            "initial_sparsity=0.6: expected <= target_sparsity=0.5",
+        ),
+        ({"rewind": 0.0}, "rewind=0.0 needs schedule=iterative or one_shot"),
+        ({"schedule": "one_shot", "rewind": 0.2}, r"rewind=0.2: expected .* \[0, begin=0.1\)"),
+        ({"targets": {"seg": 1.0}}, r"targets.seg=1.0: expected a number in \[0, 1\)"),
     ],
 )
 def test_constructor_validates(kwargs, match):

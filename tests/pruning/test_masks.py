@@ -45,7 +45,7 @@ def test_known_mask_and_already_zero_weights_go_first():
 @pytest.mark.parametrize(
     ("sparsity", "scope", "error", "match"),
     [
-        (1.0, "global", ValueError, r"sparsity=1.0: expected a value in \[0, 1\)"),
+        (1.0, "global", ValueError, r"sparsity=1.0: expected a number in \[0, 1\)"),
         (-0.1, "global", ValueError, r"sparsity=-0.1"),
         ("0.5", "global", TypeError, "expected a number"),
         (0.5, "channel", ValueError, "scope='channel': expected one of global, layerwise"),

@@ -2,7 +2,7 @@ import pytest
 
 from medprune.models import TwoBranchUNet, UNet
 from medprune.pruning.selection import ALL, describe_selection, select_groups
-from medprune.runs.config import DEFAULT_EXCLUDE
+from medprune.pruning.selection import DEFAULT_EXCLUDE
 
 
 def test_default_exclude_keeps_first_conv_and_heads_dense_in_both_models():
@@ -43,7 +43,7 @@ def test_branch_targets_split_the_selection():
         (["seg.*"], ["seg.*"], {}, "pruning selects no weights"),
         (["*"], [], {"cls": 0.9}, r"pruning.targets.cls: the network has no branch 'cls'"),
         (["seg.*"], [], {"dist": 0.9}, "include/exclude leave no layer of branch 'dist'"),
-        (["*"], [], {"seg": 1.0}, r"pruning.targets.seg=1.0: expected a value in \[0, 1\)"),
+        (["*"], [], {"seg": 1.0}, r"pruning.targets.seg=1.0: expected a number in \[0, 1\)"),
     ],
 )
 def test_bad_selection_names_the_key(include, exclude, targets, match):

@@ -260,7 +260,7 @@ def fail_fine_tune(self, callbacks=None):
         (["target.max_latency_ms=0.000001"], ValueError, "even the smallest model"),
         (["pruning=global", "finetune.epochs=0"], ValueError, "finetune.epochs=0"),
         (["target.max_params=12.5"], ValueError, "target.max_params=12.5"),
-        (["finetune.distill=-1"], ValueError, "finetune.distill=-1: expected a loss weight"),
+        (["finetune.distill=-1"], ValueError, "finetune.distill=-1.0: expected a loss weight"),
         (["finetune.recover_epochs=-2"], ValueError, "finetune.recover_epochs=-2"),
         (  # a floor of 8 channels keeps 4,900 of 7,492 parameters: 1.5x at most
             ["pruning.min_channels=8"],

@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from medprune.common.checks import check_choice, check_int, check_range
 from medprune.pruning import sparsity_log, zeroing
 from medprune.pruning.masks import SCOPES, check_density_floor, check_sparsity, magnitude_masks
 from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES, schedule_steps, sparsity_at
@@ -72,34 +73,41 @@ class GradualMagnitudePruning(L.Callback):
         exclude: Sequence[str] = (),
         module: str = "net",
     ) -> None:
-        if scope not in SCOPES:
-            raise ValueError(f"scope={scope!r}: expected one of {', '.join(SCOPES)}")
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule={schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        check_choice(scope, "scope", SCOPES)
+        check_choice(schedule, "schedule", SCHEDULES)
         self.target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
         self.targets = {k: check_sparsity(v, f"targets.{k}") for k, v in (targets or {}).items()}
         self.initial_sparsity = check_sparsity(initial_sparsity, "initial_sparsity")
-        lowest = min(self.targets.values()) if self.targets else self.target_sparsity
+        lowest_key, lowest = min(
+            [(f"targets.{k}", v) for k, v in self.targets.items()]
+            or [("target_sparsity", self.target_sparsity)],
+            key=lambda kv: kv[1],
+        )
         if self.initial_sparsity > lowest:
             raise ValueError(
-                f"initial_sparsity={initial_sparsity} must be <= every target ({lowest})"
+                f"initial_sparsity={initial_sparsity}: expected <= {lowest_key}={lowest}"
             )
-        if not 0.0 <= begin < 1.0:
-            raise ValueError(f"begin={begin!r}: expected a fraction of the run in [0, 1)")
-        if not begin < end <= 1.0:
-            raise ValueError(f"end={end!r}: expected a fraction of the run in (begin={begin}, 1]")
-        for key, value in (("frequency", frequency), ("rounds", rounds)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key}={value!r}: expected an integer >= 1")
-        if rewind is not None and schedule not in REWIND_SCHEDULES:
+        check_range(begin, "begin", what="a fraction of the run's steps")
+        check_range(end, "end", high_open=False, what="a fraction of the run's steps")
+        if end <= begin:
             raise ValueError(
-                f"rewind={rewind!r} needs a schedule that prunes in few large steps "
-                f"({', '.join(REWIND_SCHEDULES)}), not {schedule!r}"
+                f"end={end}: the schedule must end after it begins (begin={begin}); both are "
+                "fractions of the run's steps"
             )
-        if rewind is not None and not 0.0 <= rewind < begin:
-            raise ValueError(f"rewind={rewind!r}: expected a fraction of the run in [0, begin)")
-        if not 0.0 <= min_density <= 1.0:
-            raise ValueError(f"min_density={min_density!r}: expected a fraction in [0, 1]")
+        check_int(frequency, "frequency")  # optimizer steps between mask updates
+        check_int(rounds, "rounds")
+        if rewind is not None:
+            if check_range(rewind, "rewind", what="a fraction of the run's steps") >= begin:
+                raise ValueError(
+                    f"rewind={rewind!r}: expected a fraction of the run's steps "
+                    f"in [0, begin={begin})"
+                )
+            if schedule not in REWIND_SCHEDULES:
+                raise ValueError(
+                    f"rewind={rewind} needs schedule={' or '.join(REWIND_SCHEDULES)} (few large "
+                    f"pruning steps), not {schedule!r}"
+                )
+        check_range(min_density, "min_density", high_open=False, what="a fraction")
         self.scope, self.schedule = scope, schedule
         self.begin, self.end = float(begin), float(end)
         self.frequency, self.rounds = frequency, rounds

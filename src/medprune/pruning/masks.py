@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from medprune.common.checks import check_choice, check_range
+
 SCOPES = ("global", "layerwise")
 #: Module types whose ``weight`` is prunable by default; biases and norm parameters never are.
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (
@@ -32,9 +34,7 @@ def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
     """Sparsity is a fraction of weights removed: 1.0 would delete the whole network."""
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
         raise TypeError(f"{name}={sparsity!r}: expected a number in [0, 1)")
-    if not 0.0 <= float(sparsity) < 1.0:
-        raise ValueError(f"{name}={sparsity!r}: expected a value in [0, 1)")
-    return float(sparsity)
+    return check_range(sparsity, name)
 
 
 def _pruned_count(sparsity: float, numel: int) -> int:
@@ -59,8 +59,7 @@ def magnitude_masks(
     saves are pruned elsewhere, so the total still meets ``sparsity`` exactly.
     """
     sparsity = check_sparsity(sparsity)
-    if scope not in SCOPES:
-        raise ValueError(f"scope={scope!r}: expected one of {', '.join(SCOPES)}")
+    check_choice(scope, "scope", SCOPES)
     if not params:
         raise ValueError("magnitude_masks: params is empty, nothing to prune")
     check_density_floor(params, sparsity, scope, min_density)
@@ -118,8 +117,7 @@ def check_density_floor(
     params: Mapping[str, torch.Tensor], sparsity: float, scope: str, min_density: float
 ) -> None:
     """Fail before training when ``min_density`` makes ``sparsity`` unreachable."""
-    if not 0.0 <= min_density <= 1.0:
-        raise ValueError(f"min_density={min_density!r}: expected a fraction in [0, 1]")
+    check_range(min_density, "min_density", high_open=False, what="a fraction")
     if scope == "layerwise":
         limit = 1.0 - min_density
     else:

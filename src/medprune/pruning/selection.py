@@ -16,6 +16,9 @@ from torch import nn
 
 from medprune.pruning.masks import check_sparsity, prunable_parameters
 
+#: The first conv and the output heads stay dense by default (config): they hold few weights
+#: and carry the network's input and output (both medprune U-Nets name them this way).
+DEFAULT_EXCLUDE = ("*encoder.0.0.weight", "*head.weight")
 #: Group name used when one target covers the whole selection.
 ALL = "all"
 

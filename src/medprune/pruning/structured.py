@@ -33,6 +33,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from medprune.common.checks import check_choice, check_int, check_range
 from medprune.inference.modes import eval_mode
 
 #: Norm degree of each magnitude criterion, for ``tp.importance.GroupMagnitudeImportance``.
@@ -94,29 +95,24 @@ def _round_keep(keep: int, width: int, min_keep: int, round_to: int | None) -> i
     return min(width, math.ceil(min_keep / round_to) * round_to)
 
 
-def _check_fraction(value, name: str, low_open: bool, high_open: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (0 < value if low_open else 0 <= value) and (value < 1 if high_open else value <= 1)
-    if not ok:
-        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-        raise ValueError(f"{name}={value!r}: expected a fraction of channels in {interval}")
-    return float(value)
-
-
-def _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio, min_channels) -> None:
-    _check_fraction(ratio, "ratio", low_open=True, high_open=True)
-    _check_fraction(max_layer_ratio, "max_layer_ratio", low_open=True, high_open=False)
-    if importance not in IMPORTANCES:
-        raise ValueError(f"importance={importance!r}: expected one of {sorted(IMPORTANCES)}")
-    if ranking not in RANKINGS:
-        raise ValueError(f"ranking={ranking!r}: expected one of {list(RANKINGS)}")
-    if round_to is not None and (
-        not isinstance(round_to, int) or isinstance(round_to, bool) or round_to < 1
-    ):
-        raise ValueError(f"round_to={round_to!r}: expected None or an integer >= 1")
-    if not isinstance(min_channels, int) or isinstance(min_channels, bool) or min_channels < 1:
-        raise ValueError(f"min_channels={min_channels!r}: expected an integer >= 1")
+def check_structured_arguments(
+    ratio, importance, ranking, min_channels, round_to=None, max_layer_ratio=1.0
+) -> None:
+    """The settings of channel pruning, checked by ``prune_channels`` and, naming the keys
+    (``pruning.step_ratio`` ...), by prune.py before anything is read."""
+    check_range(ratio, "ratio", low_open=True, what="a fraction of channels")
+    check_range(
+        max_layer_ratio,
+        "max_layer_ratio",
+        low_open=True,
+        high_open=False,
+        what="a fraction of channels",
+    )
+    check_choice(importance, "importance", sorted(IMPORTANCES))
+    check_choice(ranking, "ranking", RANKINGS)
+    if round_to is not None:
+        check_int(round_to, "round_to")
+    check_int(min_channels, "min_channels")
 
 
 def _ignored_modules(net: nn.Module, ignored: Iterable[nn.Module | str] | None) -> list:
@@ -244,7 +240,7 @@ def prune_channels(
     No layer is cut below ``min_channels`` (a narrower one keeps its width): a layer squeezed
     to one or two channels, e.g. at full resolution, bottlenecks the whole network.
     """
-    _check_arguments(ratio, importance, ranking, round_to, max_layer_ratio, min_channels)
+    check_structured_arguments(ratio, importance, ranking, min_channels, round_to, max_layer_ratio)
     if not isinstance(example_input, torch.Tensor):
         raise ValueError(f"example_input: expected a tensor batch, got {type(example_input)}")
     ignored_modules = _ignored_modules(net, ignored)

@@ -1,28 +1,46 @@
-"""Structured-config schemas (registered in Hydra's ConfigStore) and run-time validation.
+"""Structured-config schemas (registered in Hydra's ConfigStore) and the checks made when a
+run starts, before any data is made or any step is trained.
 
-The pruning group's YAML files extend ``base_pruning`` (``PruningConfig``): OmegaConf then
-rejects unknown keys and wrong types with the key's full name, and ``validate_config`` checks
-the values a type cannot express (ranges, allowed scopes, the schedule window) before any
-data is made or any step is trained.
+The schemas type every key of the ``pruning`` group and of prune.py's ``target``,
+``finetune``, ``export``, ``bench`` and ``data`` blocks, so OmegaConf rejects unknown keys
+and wrong types with the key's full name; their defaults are the code's (the callback's and
+``prune_channels``' signatures, ``Targets``), and the YAML files set only what differs.
+Value rules live with the code that takes the values: the callback's and
+``check_structured_arguments``' checks run here with their messages renamed to the Hydra key;
+this module adds only the rules no constructor can know (which script takes which scope,
+cross-group rules).
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from medprune.pruning.schedule import REWIND_SCHEDULES, SCHEDULES
+from medprune.common.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_ints,
+    check_positive,
+    check_range,
+)
+from medprune.pruning.callback import GradualMagnitudePruning
+from medprune.pruning.criteria import Targets
+from medprune.pruning.selection import DEFAULT_EXCLUDE
+from medprune.pruning.sparse_file import VALUE_DTYPES
+from medprune.runs.job import branch_targets, pruning_callback
 from medprune.runs.multirun import slurm_devices, slurm_gpus, sweep_group
 
-PRUNING_SCOPES = ("none", "global", "layerwise")
-EXPORT_DTYPES = ("float32", "float16")
-#: The first conv and the output heads stay dense by default: they hold few weights and
-#: carry the input and output of the network (both U-Nets name them this way).
-DEFAULT_EXCLUDE = ["*encoder.0.0.weight", "*head.weight"]
+_CALLBACK = inspect.signature(GradualMagnitudePruning).parameters
+_TARGETS = Targets()
+
+
+def _default(name: str) -> Any:
+    return _CALLBACK[name].default
 
 
 @dataclass
@@ -34,44 +52,87 @@ class ExportConfig:
 
 @dataclass
 class PruningConfig:
-    """Gradual magnitude pruning during training; ``scope: none`` trains dense.
-
-    ``begin``/``end`` are fractions of the run's optimizer steps; ``frequency`` is the number
-    of optimizer steps between mask updates; ``include``/``exclude`` are globs over parameter
-    names of the network (``seg.*`` and ``dist.*`` select a branch of the nuclei model);
-    ``targets`` gives branches their own final sparsity (null = follow ``target_sparsity``
-    when no branch has one, dense otherwise).
-    """
+    """Gradual magnitude pruning during training (``GradualMagnitudePruning``'s arguments,
+    docs/pruning.md); ``scope: none`` trains dense."""
 
     _target_: Optional[str] = None
     scope: str = "none"
-    target_sparsity: float = 0.0
+    target_sparsity: float = 0.0  # dense; pruning=global|layerwise set ${sparsity}
     targets: dict[str, Optional[float]] = field(default_factory=dict)
-    schedule: str = "cubic"
-    initial_sparsity: float = 0.0
-    begin: float = 0.1
-    end: float = 0.7
-    frequency: int = 10
-    rounds: int = 3
-    rewind: Optional[float] = None
-    min_density: float = 0.01
-    include: list[str] = field(default_factory=lambda: ["*"])
+    schedule: str = _default("schedule")
+    initial_sparsity: float = _default("initial_sparsity")
+    begin: float = _default("begin")  # fractions of the run's optimizer steps
+    end: float = _default("end")
+    frequency: int = _default("frequency")  # optimizer steps between mask updates
+    rounds: int = _default("rounds")
+    rewind: Optional[float] = _default("rewind")
+    min_density: float = _default("min_density")
+    include: list[str] = field(default_factory=lambda: list(_default("include")))
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    module: str = "net"
+    module: str = _default("module")
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
 @dataclass
 class StructuredPruningConfig:
-    """Channel pruning in ``prune.py`` (conf/pruning/structured.yaml says what each key does)."""
+    """Channel pruning in ``prune.py`` (docs/prune.md says what each key does)."""
 
     scope: str = "structured"
     importance: str = "l2"
     ranking: str = "global"
-    step_ratio: float = 0.2
+    step_ratio: float = 0.2  # fraction of the remaining prunable channels removed per step
     max_steps: int = 20
-    patience: int = 0
+    patience: int = 0  # steps in a row past target.max_quality_drop before stopping
     min_channels: int = 1
+
+
+@dataclass
+class TargetConfig:
+    compression: Optional[float] = _TARGETS.compression
+    max_params: Optional[float] = _TARGETS.max_params  # a count; Targets says so by name
+    max_latency_ms: Optional[float] = _TARGETS.max_latency_ms
+    max_quality_drop: float = _TARGETS.max_quality_drop
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: int = 2
+    recover_epochs: int = 0
+    lr: Optional[float] = None  # null = the trained task's task.lr
+    distill: float = 0.0  # weight of distillation from the frozen dense model
+
+
+@dataclass
+class OnnxExportConfig:
+    onnx: bool = True
+
+
+@dataclass
+class BenchConfig:
+    input_size: Optional[list[int]] = None  # [H, W] px; null = the training patch size
+    threads: int = 2
+    warmup: int = 5
+    repeats: int = 30
+
+
+@dataclass
+class PruneDataConfig:
+    """prune.py's changes to the checkpoint's data config (null = as trained)."""
+
+    root: Optional[str] = None
+    test_root: Optional[str] = None
+    batch_size: Optional[int] = None
+    num_workers: Optional[int] = None
+
+
+#: prune.py's own blocks, each typed by its schema (conf/prune.yaml's defaults list).
+PRUNE_BLOCKS = {
+    "target": TargetConfig,
+    "finetune": FinetuneConfig,
+    "export": OnnxExportConfig,
+    "bench": BenchConfig,
+    "data": PruneDataConfig,
+}
 
 
 def register_configs() -> None:
@@ -79,88 +140,46 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(group="pruning", name="base_pruning", node=PruningConfig)
     store.store(group="pruning", name="base_structured", node=StructuredPruningConfig)
+    for name, node in PRUNE_BLOCKS.items():
+        store.store(group=f"schema/{name}", name="prune", node=node, package=name)
     # ${sweep_group:${task_name}}: the W&B group, one per multirun (medprune.runs.multirun)
     OmegaConf.register_new_resolver("sweep_group", sweep_group, replace=True)
     OmegaConf.register_new_resolver("slurm_devices", slurm_devices, replace=True)  # launcher=slurm
     OmegaConf.register_new_resolver("slurm_gpus", slurm_gpus, replace=True)
 
 
-def _fraction(value: object, key: str, low: float, high: float, closed_high: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and low <= value and (value <= high if closed_high else value < high)
-    if not ok:
-        bracket = "]" if closed_high else ")"
-        raise ValueError(f"{key}={value!r}: expected a value in [{low:g}, {high:g}{bracket}")
+def _renamed(err: Exception, prefix: str, renames: dict[str, str]) -> ValueError:
+    """A constructor's ``<argument>=...`` message with the Hydra key the user wrote."""
+    message = str(err)
+    for argument, key in renames.items():
+        if message.startswith(f"{argument}="):
+            return ValueError(key + message[len(argument) :])
+    return ValueError(prefix + message)
 
 
 def validate_pruning(pruning: DictConfig) -> None:
-    """Value checks on the ``pruning`` node, each message naming the offending key."""
+    """train.py's ``pruning`` node: which scopes it takes, then the callback's own checks."""
     if pruning.scope == "structured":
         raise ValueError(
             "pruning=structured removes channels from a trained model: train first, then run "
             "`python prune.py ckpt=<run>/checkpoints/last.ckpt pruning=structured ...`"
         )
-    if pruning.scope not in PRUNING_SCOPES:
-        raise ValueError(
-            f"pruning.scope={pruning.scope!r}: expected one of {', '.join(PRUNING_SCOPES)} "
-            f"(choose with pruning=<name>)"
-        )
-    _fraction(pruning.target_sparsity, "pruning.target_sparsity (set by sparsity=)", 0, 1, False)
-    _fraction(pruning.initial_sparsity, "pruning.initial_sparsity", 0, 1, False)
+    check_choice(pruning.export.dtype, "pruning.export.dtype", VALUE_DTYPES)
     targets = branch_targets(pruning)
-    for branch, target in targets.items():
-        _fraction(target, f"pruning.targets.{branch}", 0, 1, False)
-    if targets and pruning.scope == "none":
-        raise ValueError(
-            f"pruning.targets.{next(iter(targets))} is set but pruning=none trains dense: "
-            "choose pruning=global or pruning=layerwise"
-        )
-    lowest_key, lowest = min(
-        [(f"pruning.targets.{b}", t) for b, t in targets.items()]
-        or [("pruning.target_sparsity", pruning.target_sparsity)],
-        key=lambda kv: kv[1],
-    )
-    if pruning.scope != "none" and pruning.initial_sparsity > lowest:
-        raise ValueError(
-            f"pruning.initial_sparsity={pruning.initial_sparsity}: expected <= "
-            f"{lowest_key}={lowest}"
-        )
-    _fraction(pruning.begin, "pruning.begin", 0, 1, False)
-    _fraction(pruning.end, "pruning.end", 0, 1, True)
-    if pruning.end <= pruning.begin:
-        raise ValueError(
-            f"pruning.end={pruning.end}: the schedule must end after it begins "
-            f"(pruning.begin={pruning.begin}); both are fractions of the run's steps"
-        )
-    if pruning.frequency < 1:
-        raise ValueError(f"pruning.frequency={pruning.frequency}: expected >= 1 optimizer step")
-    if pruning.schedule not in SCHEDULES:
-        raise ValueError(
-            f"pruning.schedule={pruning.schedule!r}: expected one of {', '.join(SCHEDULES)}"
-        )
-    if pruning.rounds < 1:
-        raise ValueError(f"pruning.rounds={pruning.rounds}: expected >= 1 round")
-    _fraction(pruning.min_density, "pruning.min_density", 0, 1, True)
-    if pruning.rewind is not None:
-        _fraction(pruning.rewind, "pruning.rewind", 0, pruning.begin, False)
-        if pruning.schedule not in REWIND_SCHEDULES:
+    if pruning.scope == "none":
+        if targets:
             raise ValueError(
-                f"pruning.rewind={pruning.rewind} needs pruning.schedule="
-                f"{' or '.join(REWIND_SCHEDULES)} (few large pruning steps), not "
-                f"{pruning.schedule!r}"
+                f"pruning.targets.{next(iter(targets))} is set but pruning=none trains dense: "
+                "choose pruning=global or pruning=layerwise"
             )
-    if pruning.export.dtype not in EXPORT_DTYPES:
-        raise ValueError(
-            f"pruning.export.dtype={pruning.export.dtype!r}: expected one of "
-            f"{', '.join(EXPORT_DTYPES)}"
-        )
-    if pruning.scope != "none" and not pruning._target_:
+        return
+    if not pruning._target_:
         raise ValueError(f"pruning._target_ is empty: scope {pruning.scope!r} needs a callback")
-
-
-def branch_targets(pruning: DictConfig) -> dict[str, float]:
-    """The per-branch targets actually set (null entries are placeholders from the task)."""
-    return {k: v for k, v in (pruning.get("targets") or {}).items() if v is not None}
+    try:
+        pruning_callback(pruning)
+    except (ValueError, TypeError) as err:
+        rename = {"target_sparsity": "pruning.target_sparsity (set by sparsity=)"}
+        raise _renamed(err, "pruning.", rename) from None
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -170,83 +189,73 @@ def validate_config(cfg: DictConfig) -> None:
             raise ValueError(f"config key {key!r} is missing: compose from conf/train.yaml")
     validate_pruning(cfg.pruning)
     if cfg.get("threads") is not None:
-        _positive_int(cfg.threads, "threads")
-
-
-def _positive_int(value: object, key: str, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{key}={value!r}: expected an integer >= {low}")
+        check_int(cfg.threads, "threads")
 
 
 def validate_prune_config(cfg: DictConfig) -> None:
     """What prune.py can check before it reads the checkpoint; ``target.*`` is checked by
     ``medprune.pruning.criteria.Targets.validate``."""
-    if cfg.pruning.scope == "structured":
-        from medprune.pruning.structured import IMPORTANCES, RANKINGS  # prune.py only
+    pruning = cfg.pruning
+    if pruning.scope == "structured":
+        from medprune.pruning.structured import check_structured_arguments  # prune.py only
 
-        for key, allowed in (("importance", IMPORTANCES), ("ranking", RANKINGS)):
-            if cfg.pruning[key] not in allowed:
-                raise ValueError(
-                    f"pruning.{key}={cfg.pruning[key]!r}: expected one of {', '.join(allowed)}"
-                )
-        _fraction(cfg.pruning.step_ratio, "pruning.step_ratio", 0, 1, False)
-        if cfg.pruning.step_ratio == 0:
-            raise ValueError("pruning.step_ratio=0: expected a fraction of channels in (0, 1)")
-        _positive_int(cfg.pruning.max_steps, "pruning.max_steps")
-        _positive_int(cfg.pruning.patience, "pruning.patience", low=0)
-        _positive_int(cfg.pruning.min_channels, "pruning.min_channels")
+        try:
+            check_structured_arguments(
+                pruning.step_ratio, pruning.importance, pruning.ranking, pruning.min_channels
+            )
+        except ValueError as err:
+            raise _renamed(err, "pruning.", {"ratio": "pruning.step_ratio"}) from None
+        check_int(pruning.max_steps, "pruning.max_steps")
+        check_int(pruning.patience, "pruning.patience", low=0)
     else:
-        validate_pruning(cfg.pruning)
-        if cfg.pruning.scope == "none":
-            raise ValueError(
-                "pruning=none: prune.py needs pruning=structured, pruning=global or "
-                "pruning=layerwise"
-            )
-        if cfg.finetune.epochs < 1:
-            raise ValueError(
-                f"finetune.epochs={cfg.finetune.epochs}: pruning={cfg.pruning.scope} prunes "
-                "while it fine-tunes; expected >= 1 epoch"
-            )
-        if cfg.finetune.recover_epochs:
-            raise ValueError(
-                f"finetune.recover_epochs={cfg.finetune.recover_epochs} with pruning="
-                f"{cfg.pruning.scope}: recovery epochs are for the steps of pruning=structured; "
-                "raise finetune.epochs instead"
-            )
-        if cfg.target.max_latency_ms is not None:
-            raise ValueError(
-                f"target.max_latency_ms with pruning={cfg.pruning.scope}: unstructured "
-                "sparsity leaves every dense CPU kernel the same size, so latency does not "
-                "drop; use pruning=structured for a latency target"
-            )
+        _check_unstructured_prune(cfg)
     devices = cfg.trainer.get("devices", 1)
     if devices not in (1, "1") or cfg.trainer.get("num_nodes", 1) != 1:
         raise ValueError(
             f"trainer.devices={devices}: prune.py fine-tunes and times one model on one "
             "device; use trainer=default (or trainer=gpu) with devices=1"
         )
-    _positive_int(cfg.finetune.epochs, "finetune.epochs", low=0)
-    _positive_int(cfg.finetune.recover_epochs, "finetune.recover_epochs", low=0)
-    if cfg.finetune.lr is not None and not (
-        isinstance(cfg.finetune.lr, (int, float)) and cfg.finetune.lr > 0
-    ):
-        raise ValueError(f"finetune.lr={cfg.finetune.lr!r}: expected null or a rate > 0")
-    distill = cfg.finetune.distill
-    if isinstance(distill, bool) or not (
-        isinstance(distill, (int, float)) and 0 <= distill < math.inf
-    ):
+    check_int(cfg.finetune.epochs, "finetune.epochs", low=0)
+    check_int(cfg.finetune.recover_epochs, "finetune.recover_epochs", low=0)
+    if cfg.finetune.lr is not None:
+        check_positive(cfg.finetune.lr, "finetune.lr", what="null or a rate")
+    check_range(
+        cfg.finetune.distill,
+        "finetune.distill",
+        0,
+        float("inf"),
+        what="a loss weight (0 = no distillation)",
+    )
+    check_bool(cfg.export.onnx, "export.onnx")
+    check_int(cfg.bench.threads, "bench.threads")
+    check_int(cfg.bench.warmup, "bench.warmup", low=0)
+    check_int(cfg.bench.repeats, "bench.repeats")
+    if cfg.bench.input_size is not None:
+        check_ints(cfg.bench.input_size, "bench.input_size", 2, what="null or [H, W] in px")
+
+
+def _check_unstructured_prune(cfg: DictConfig) -> None:
+    """prune.py with pruning=global|layerwise: one fine-tuning run with the callback."""
+    validate_pruning(cfg.pruning)
+    scope = cfg.pruning.scope
+    if scope == "none":
         raise ValueError(
-            f"finetune.distill={distill!r}: expected a loss weight >= 0 (0 = no distillation)"
+            "pruning=none: prune.py needs pruning=structured, pruning=global or pruning=layerwise"
         )
-    if not isinstance(cfg.export.onnx, bool):
-        raise ValueError(f"export.onnx={cfg.export.onnx!r}: expected true or false")
-    _positive_int(cfg.bench.threads, "bench.threads")
-    _positive_int(cfg.bench.warmup, "bench.warmup", low=0)
-    _positive_int(cfg.bench.repeats, "bench.repeats")
-    size = cfg.bench.input_size
-    if size is not None and (
-        not OmegaConf.is_list(size)
-        or len(size) != 2
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size)
-    ):
-        raise ValueError(f"bench.input_size={size}: expected null or [H, W] in px")
+    if cfg.finetune.epochs < 1:
+        raise ValueError(
+            f"finetune.epochs={cfg.finetune.epochs}: pruning={scope} prunes while it "
+            "fine-tunes; expected >= 1 epoch"
+        )
+    if cfg.finetune.recover_epochs:
+        raise ValueError(
+            f"finetune.recover_epochs={cfg.finetune.recover_epochs} with pruning={scope}: "
+            "recovery epochs are for the steps of pruning=structured; raise finetune.epochs "
+            "instead"
+        )
+    if cfg.target.max_latency_ms is not None:
+        raise ValueError(
+            f"target.max_latency_ms with pruning={scope}: unstructured sparsity leaves every "
+            "dense CPU kernel the same size, so latency does not drop; use pruning=structured "
+            "for a latency target"
+        )

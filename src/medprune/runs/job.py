@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from medprune.pruning.sparse_file import dense_state_dict_bytes, save_sparse
-from medprune.runs.config import branch_targets
 
 #: The compact pruned model (bitmask + non-zero values) written next to the checkpoints.
 SPARSE_MODEL_FILE = "model.sparse"  # not a torch.save file: read it with load_sparse
@@ -92,15 +91,26 @@ def check_fresh_output_dir(
             )
 
 
+def branch_targets(pruning: DictConfig) -> dict[str, float]:
+    """The per-branch targets actually set (null entries are placeholders from the task)."""
+    return {k: v for k, v in (pruning.get("targets") or {}).items() if v is not None}
+
+
 def pruning_callback(pruning: DictConfig) -> L.Callback | None:
     """The callback takes the pruning keys except ``export`` (used after training here) and
-    with the task's null branch placeholders dropped from ``targets``."""
+    with the task's null branch placeholders dropped from ``targets``. The callback's own
+    argument error is raised as it is, not inside Hydra's wrapper."""
     if pruning.scope == "none":
         return None
     node = OmegaConf.to_container(pruning, resolve=True)
     node.pop("export")
     node["targets"] = branch_targets(pruning)
-    return instantiate(node)
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (ValueError, TypeError)):
+            raise err.__cause__ from None
+        raise
 
 
 def export_sparse_model(net: nn.Module, out: Path, dtype: str) -> dict[str, Any]:

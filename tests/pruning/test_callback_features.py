@@ -35,14 +35,19 @@ def test_per_branch_targets_layerwise_and_one_branch_only(tmp_path):
     for branch, target in {"seg": 0.75, "dist": 0.5}.items():
         for conv in module.net[branch]:
             assert int((conv.weight == 0).sum()) == round(target * conv.weight.numel())
-    # only one branch has a target: the other stays dense
-    cb = GradualMagnitudePruning("global", targets={"dist": 0.5}, frequency=2)
+    # only one branch has a target (a None entry has none of its own): the other stays dense
+    cb = GradualMagnitudePruning("global", targets={"seg": None, "dist": 0.5}, frequency=2)
     module, _, _ = fit(cb, tmp_path, module=TwoBranchModule())
     assert _branch_zeros(module, "seg")[0] == 0
     zeros, total = _branch_zeros(module, "dist")
     assert zeros == round(0.5 * total)
     with pytest.raises(ValueError, match="pruning.targets.cls: the network has no branch 'cls'"):
         fit(GradualMagnitudePruning(targets={"cls": 0.5}), tmp_path, module=TwoBranchModule())
+
+
+def test_all_none_targets_follow_target_sparsity():
+    cb = GradualMagnitudePruning("global", 0.8, targets={"seg": None, "dist": None})
+    assert cb.targets == {} and cb.target_sparsity == 0.8
 
 
 def test_one_shot_constant_and_iterative_schedules_in_training(tmp_path):

@@ -40,7 +40,9 @@ class GradualMagnitudePruning(L.Callback):
             (every prunable layer of a group to the group's sparsity).
         target_sparsity: final fraction of the selected weights that are zero, in [0, 1).
         targets: per-branch targets ``{"seg": 0.9375, "dist": 0.95}`` replacing
-            ``target_sparsity``; branches without a target stay dense.
+            ``target_sparsity``; branches without a target stay dense. A ``None`` entry is a
+            branch with no target of its own (the task config lists its branches that way so
+            ``pruning.targets.seg=...`` needs no ``+``); all ``None`` = ``target_sparsity``.
         schedule: one of ``cubic``, ``linear``, ``constant``, ``one_shot``, ``iterative``
             (see ``medprune.pruning.schedule``).
         initial_sparsity: sparsity of the first update of the cubic/linear/iterative ramp.
@@ -60,7 +62,7 @@ class GradualMagnitudePruning(L.Callback):
         self,
         scope: str = "global",
         target_sparsity: float = 0.9,
-        targets: Mapping[str, float] | None = None,
+        targets: Mapping[str, float | None] | None = None,
         schedule: str = "cubic",
         initial_sparsity: float = 0.0,
         begin: float = 0.1,
@@ -76,7 +78,9 @@ class GradualMagnitudePruning(L.Callback):
         check_choice(scope, "scope", SCOPES)
         check_choice(schedule, "schedule", SCHEDULES)
         self.target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
-        self.targets = {k: check_sparsity(v, f"targets.{k}") for k, v in (targets or {}).items()}
+        self.targets = {
+            k: check_sparsity(v, f"targets.{k}") for k, v in (targets or {}).items() if v is not None
+        }
         self.initial_sparsity = check_sparsity(initial_sparsity, "initial_sparsity")
         lowest_key, lowest = min(
             [(f"targets.{k}", v) for k, v in self.targets.items()]

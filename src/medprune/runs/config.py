@@ -32,7 +32,7 @@ from medprune.pruning.callback import GradualMagnitudePruning
 from medprune.pruning.criteria import Targets
 from medprune.pruning.selection import DEFAULT_EXCLUDE
 from medprune.pruning.sparse_file import VALUE_DTYPES
-from medprune.runs.job import branch_targets, pruning_callback
+from medprune.runs.job import pruning_callback
 from medprune.runs.multirun import slurm_devices, slurm_gpus, sweep_group
 
 _CALLBACK = inspect.signature(GradualMagnitudePruning).parameters
@@ -165,11 +165,11 @@ def validate_pruning(pruning: DictConfig) -> None:
             "`python prune.py ckpt=<run>/checkpoints/last.ckpt pruning=structured ...`"
         )
     check_choice(pruning.export.dtype, "pruning.export.dtype", VALUE_DTYPES)
-    targets = branch_targets(pruning)
     if pruning.scope == "none":
+        targets = [k for k, v in (pruning.get("targets") or {}).items() if v is not None]
         if targets:
             raise ValueError(
-                f"pruning.targets.{next(iter(targets))} is set but pruning=none trains dense: "
+                f"pruning.targets.{targets[0]} is set but pruning=none trains dense: "
                 "choose pruning=global or pruning=layerwise"
             )
         return

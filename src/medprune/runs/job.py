@@ -91,20 +91,13 @@ def check_fresh_output_dir(
             )
 
 
-def branch_targets(pruning: DictConfig) -> dict[str, float]:
-    """The per-branch targets actually set (null entries are placeholders from the task)."""
-    return {k: v for k, v in (pruning.get("targets") or {}).items() if v is not None}
-
-
 def pruning_callback(pruning: DictConfig) -> L.Callback | None:
-    """The callback takes the pruning keys except ``export`` (used after training here) and
-    with the task's null branch placeholders dropped from ``targets``. The callback's own
-    argument error is raised as it is, not inside Hydra's wrapper."""
+    """The callback takes the pruning keys except ``export`` (used after training here).
+    The callback's own argument error is raised as it is, not inside Hydra's wrapper."""
     if pruning.scope == "none":
         return None
     node = OmegaConf.to_container(pruning, resolve=True)
     node.pop("export")
-    node["targets"] = branch_targets(pruning)
     try:
         return instantiate(node)
     except InstantiationException as err:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from medprune.inference import cardiac, nuclei
 from medprune.inference.inputs import find_inputs, find_label, stem_of
 from medprune.inference.models import export_deployment, load_model
-from medprune.inference.report import print_table, write_metrics
+from medprune.inference.scores import print_table, write_metrics
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("auto", "torch", "onnxruntime")

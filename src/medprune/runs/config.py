@@ -138,8 +138,9 @@ PRUNE_BLOCKS = {
 def register_configs() -> None:
     """Make the schemas known to Hydra; call before composing (train.py and prune.py do)."""
     store = ConfigStore.instance()
-    store.store(group="pruning", name="base_pruning", node=PruningConfig)
-    store.store(group="pruning", name="base_structured", node=StructuredPruningConfig)
+    # schema/pruning: train (the callback's keys) | structured (prune.py's channel pruning)
+    store.store(group="schema/pruning", name="train", node=PruningConfig)
+    store.store(group="schema/pruning", name="structured", node=StructuredPruningConfig)
     for name, node in PRUNE_BLOCKS.items():
         store.store(group=f"schema/{name}", name="prune", node=node, package=name)
     # ${sweep_group:${task_name}}: the W&B group, one per multirun (medprune.runs.multirun)

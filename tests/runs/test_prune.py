@@ -53,9 +53,12 @@ def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_cli_structured_end_to_end(trained, tmp_path):
+@pytest.fixture(scope="module")
+def sculpted(trained, tmp_path_factory):
+    """One `python prune.py` run (structured, one step of ratio 0.5) on ``trained``, shared by
+    the CLI tests below: (output folder, the process, summary.json, the input's digest)."""
     before = digest(trained)
-    out = tmp_path / "prune"
+    out = tmp_path_factory.mktemp("sculpted") / "prune"
     args = [f"ckpt={trained}", "target.compression=3", "target.max_quality_drop=0.99"]
     args += ["pruning.step_ratio=0.5", "pruning.ranking=uniform", "pruning.max_steps=3", *FAST]
     args.append(f"hydra.run.dir={out}")
@@ -68,8 +71,15 @@ def test_cli_structured_end_to_end(trained, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert digest(trained) == before  # the input checkpoint is only read
-    s = json.loads((out / "summary.json").read_text())
+    return out, proc, json.loads((out / "summary.json").read_text()), before
+
+
+def test_cli_only_reads_the_input_checkpoint(trained, sculpted):
+    assert digest(trained) == sculpted[3]
+
+
+def test_cli_summary_meets_the_compression_target(sculpted):
+    _, _, s, _ = sculpted
     base, pruned = s["baseline"], s["pruned"]
     for side in (base, pruned):
         assert {"metrics", "params", "latency_ms", "onnx_latency_ms"} <= set(side)
@@ -86,25 +96,35 @@ def test_cli_structured_end_to_end(trained, tmp_path):
     }
     assert s["steps"][1]["widths"]["encoder.0.0"] == 2 and s["steps"][0]["widths"]["head"] == 4
     assert s["speedup"] == pytest.approx(base["latency_ms"] / pruned["latency_ms"])
-    # the exported program loads without the model code and agrees with the ONNX file
+
+
+def test_cli_exported_program_runs_alone_and_agrees_with_onnx(sculpted):
+    import onnxruntime as ort
+
+    out, _, s, _ = sculpted
     program = load_program(out / "model.pt2")
-    assert sum(p.numel() for p in program.parameters()) == pruned["params"]
+    assert sum(p.numel() for p in program.parameters()) == s["pruned"]["params"]
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         y = program(x)
     assert y.shape == (2, 4, 32, 32)
-    import onnxruntime as ort
-
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     (onnx_y,) = session.run(None, {"image": x.numpy()})
     np.testing.assert_allclose(onnx_y, y.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_cli_prints_the_report_and_logs_each_step(sculpted):
+    out, proc, s, _ = sculpted
     report = (out / "report.md").read_text()
     assert "| compression | 3 |" in report and report in proc.stdout
-    # each step is logged as it finishes (console and prune.log)
-    step1 = f"step 1: {pruned['params']:,} params ({s['compression_ratio']:.1f}x)"
+    step1 = f"step 1: {s['pruned']['params']:,} params ({s['compression_ratio']:.1f}x)"
     assert step1 in (out / "prune.log").read_text()
-    # the output folder is a deployment folder: the sculpted model predicts a NIfTI volume
-    # with onnxruntime (model.onnx) and with torch (model.pt2) alike
+
+
+def test_cli_output_is_a_deployment_folder_for_both_runtimes(sculpted, tmp_path):
+    # the sculpted model predicts a NIfTI volume with onnxruntime (model.onnx) and with torch
+    # (model.pt2) alike
+    out = sculpted[0]
     write_nifti(tmp_path / "scan.nii.gz", frame_data(3)[0], np.int16)
     labels = {}
     for runtime in ("onnxruntime", "torch"):

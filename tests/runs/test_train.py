@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, compose_train
 from medprune.models import TwoBranchUNet
 from medprune.pruning import prunable_parameters
-from medprune.pruning.sparse_file import load_sparse
 from medprune.pruning.selection import DEFAULT_EXCLUDE
+from medprune.pruning.sparse_file import load_sparse
 from medprune.runs.training import train
 
 METRICS = ["test/dice", "test/aji", "test/pq", "test/dq", "test/sq", "test/mse"]
@@ -38,23 +38,38 @@ def load_net(ckpt, base_channels=4, depth=3):
     return net
 
 
-@pytest.mark.parametrize(
-    ("scope", "sparsity"), [("global", 0.9375), ("layerwise", 0.8), ("none", 0.0)]
+@pytest.fixture(
+    scope="module", params=[("global", 0.9375), ("layerwise", 0.8), ("none", 0.0)], ids=str
 )
-def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope, sparsity):
-    cfg = tiny_cfg(f"pruning={scope}", f"sparsity={sparsity}")
+def finished(request, tmp_path_factory):
+    """One tiny run per scope, shared by the tests below: (scope, sparsity, folder, summary)."""
+    scope, sparsity = request.param
+    cfg = compose_train(
+        [*TINY, f"pruning={scope}", f"sparsity={sparsity}"], tmp_path_factory.mktemp(scope)
+    )
     train(cfg)
     out = ROOT / cfg.paths.output_dir
-    summary = json.loads((out / "summary.json").read_text())
+    return scope, sparsity, out, json.loads((out / "summary.json").read_text())
+
+
+def test_summary_holds_every_key_and_the_test_metrics(finished):
+    scope, sparsity, _, summary = finished
     assert summary["task"] == "nuclei"
     extra = CALLBACK_KEYS if scope != "none" else []
     assert list(summary["pruning"]) == [*PRUNING_KEYS, *extra, "branches", "layers"]
+    assert set(summary["pruning"]["branches"]) == {"seg", "dist"}
     assert set(METRICS) <= set(summary["metrics"])
     assert summary["steps"] == 4 and summary["wall_time_s"] > 0
+    assert summary["pruning"]["scope"] == scope
+    assert summary["pruning"]["target_sparsity"] == pytest.approx(sparsity)
+    assert ("export" in summary) == (scope != "none")
+
+
+def test_summary_sparsity_is_measured_from_the_checkpoint(finished):
+    # exactly round(s * n) zeros (layerwise rounds per layer); a pruned run keeps the first
+    # convs and the heads dense
+    scope, sparsity, out, summary = finished
     p = summary["pruning"]
-    assert p["scope"] == scope and p["target_sparsity"] == pytest.approx(sparsity)
-    # measured from the weights: exactly round(s * n) zeros (layerwise rounds per layer);
-    # a pruned run keeps the first convs and the heads dense
     net = load_net(out / "checkpoints" / "last.ckpt")
     weights = prunable_parameters(net, exclude=DEFAULT_EXCLUDE if scope != "none" else ())
     assert list(p["layers"]) == list(weights)
@@ -62,7 +77,6 @@ def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope,
         w = weights[name]
         assert layer["shape"] == list(w.shape) and layer["params"] == w.numel()
         assert layer["sparsity"] == pytest.approx(float((w == 0).float().mean()), abs=1e-6)
-    assert set(p["branches"]) == {"seg", "dist"}
     zeros = sum(int((w == 0).sum()) for w in weights.values())
     expected = {
         "global": round(sparsity * p["prunable_params"]),
@@ -74,32 +88,47 @@ def test_train_writes_complete_summary_and_loadable_checkpoints(tiny_cfg, scope,
     assert p["compression_ratio"] == pytest.approx(
         p["prunable_params"] / p["nonzero_prunable_params"]
     )
-    assert (out / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_sparsity_is_logged_at_every_mask_update(finished):
+    scope, sparsity, out, summary = finished
     rows = list(csv.DictReader((out / "csv" / "version_0" / "metrics.csv").open()))
     updates = [r for r in rows if r.get("pruning/sparsity")]
     if scope == "none":
         assert not updates
-    else:  # 4 steps: schedule 0..3 (begin round(0.4), end round(2.8)), frequency 1
-        assert [int(r["step"]) for r in updates] == [0, 1, 2, 3]
-        assert float(updates[-1]["pruning/target_sparsity"]) == sparsity
-        assert float(updates[-1]["pruning/sparsity"]) == pytest.approx(p["achieved_sparsity"])
-        assert updates[-1]["pruning/sparsity_seg"] and updates[-1]["pruning/sparsity_dist"]
-        assert p["mask_digests_per_rank"] and len(p["mask_digests_per_rank"]) == 1
-        # the sparse export loads back into a fresh dense model with identical outputs
-        export = summary["export"]
-        assert export["path"] == str(out / "model.sparse") and export["dtype"] == "float32"
-        assert export["sparse_bytes"] == (out / "model.sparse").stat().st_size
-        assert export["sparse_bytes"] < export["dense_bytes"]
-        fresh = TwoBranchUNet(base_channels=4, depth=3)
-        fresh.load_state_dict(load_sparse(out / "model.sparse"), strict=True)
-        x = torch.rand(2, 3, 32, 32)
-        fresh.eval(), net.eval()
-        with torch.no_grad():
-            for a, b in zip(fresh(x), net(x)):
-                assert torch.equal(a, b)
+        return
+    # 4 steps: schedule 0..3 (begin round(0.4), end round(2.8)), frequency 1
+    assert [int(r["step"]) for r in updates] == [0, 1, 2, 3]
+    assert float(updates[-1]["pruning/target_sparsity"]) == sparsity
+    achieved = summary["pruning"]["achieved_sparsity"]
+    assert float(updates[-1]["pruning/sparsity"]) == pytest.approx(achieved)
+    assert updates[-1]["pruning/sparsity_seg"] and updates[-1]["pruning/sparsity_dist"]
+    assert len(summary["pruning"]["mask_digests_per_rank"]) == 1
+
+
+def test_the_sparse_file_loads_back_with_identical_outputs(finished):
+    scope, _, out, summary = finished
     if scope == "none":
-        assert "export" not in summary
-    assert "${" not in (out / "config.yaml").read_text()  # resolved
+        assert not (out / "model.sparse").exists()
+        return
+    export = summary["export"]
+    assert export["path"] == str(out / "model.sparse") and export["dtype"] == "float32"
+    assert export["sparse_bytes"] == (out / "model.sparse").stat().st_size
+    assert export["sparse_bytes"] < export["dense_bytes"]
+    net = load_net(out / "checkpoints" / "last.ckpt")
+    fresh = TwoBranchUNet(base_channels=4, depth=3)
+    fresh.load_state_dict(load_sparse(out / "model.sparse"), strict=True)
+    x = torch.rand(2, 3, 32, 32)
+    fresh.eval(), net.eval()
+    with torch.no_grad():
+        for a, b in zip(fresh(x), net(x)):
+            assert torch.equal(a, b)
+
+
+def test_the_run_folder_holds_best_checkpoint_and_the_resolved_config(finished):
+    _, _, out, _ = finished
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    assert "${" not in (out / "config.yaml").read_text()
 
 
 def test_a_run_never_overwrites_an_earlier_run(tiny_cfg):

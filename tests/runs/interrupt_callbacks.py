@@ -1,4 +1,4 @@
-"""Callbacks the reliability tests add to a run (``+callbacks.<name>._target_=...``) to stop it
+"""Callbacks the resume tests add to a run (``+callbacks.<name>._target_=...``) to stop it
 at a known point: the checkpoint of the epoch before is complete on disk by then."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from medprune.report import Job, aggregate, find_crossover, mean_std
-from medprune.report.markdown import format_mean_std
+from medprune.report.build import format_mean_std
 from medprune.report.table import MeanStd, csv_cell, jobs_table, report_table, write_csv
 
 

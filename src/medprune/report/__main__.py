@@ -10,30 +10,18 @@ from medprune.report.build import OUTPUTS, build_report
 from medprune.report.jobs import FAILED_REASON, ReportError
 
 DESCRIPTION = """\
-Quality vs sparsity over a Hydra multirun of train.py (e.g. `python train.py -m
-pruning=none,global,layerwise sparsity=0.5,0.75,0.9375 seed=0,1,2`).
-
-Input: the multirun folder. Every folder below it holding summary.json or
-.hydra/overrides.yaml is a job (wandb/, checkpoints/, .submitit/ are skipped); a job without
-summary.json failed or is still running and is listed as such. Jobs are grouped by pruning
-scope and target sparsity (from summary.json) and averaged over seeds (config.yaml); jobs
-may differ only in the overrides seed, sparsity and pruning.
-
-Output (in --out, default the multirun folder): report.csv (one row per group, every test
-metric as mean and sample std), jobs.csv (one row per finished job), report.md (table,
-crossover, failed jobs) and quality_vs_sparsity.png. The crossover is the smallest sparsity
-from which global pruning beats layer-wise pruning at every higher sparsity."""
+Quality vs sparsity over a Hydra multirun of train.py: every job folder below the root (one
+holding summary.json or .hydra/overrides.yaml) is read, grouped by pruning scope and target
+sparsity and averaged over seeds into report.csv, jobs.csv, report.md and
+quality_vs_sparsity.png. See docs/sweeps.md for the outputs, the crossover and the checks."""
 
 EPILOG = """\
-example:
-  python -m medprune.report logs/nuclei/multiruns/<time>
-  python -m medprune.report logs/cardiac/multiruns/<time> --metric test/hd95_mean --mode min
-  python -m medprune.report <dir> --select model.base_channels=8 --out <dir>/channels8
-
+example: python -m medprune.report logs/nuclei/multiruns/<time>
 Exit status 2 on bad input (the message names the file or key)."""
 
 
 def parser() -> argparse.ArgumentParser:
+    """The options are named (dest) after build_report's parameters."""
     p = argparse.ArgumentParser(
         prog="python -m medprune.report",
         description=DESCRIPTION,
@@ -63,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUTS)}")
     p.add_argument(
         "--wandb",
+        dest="log_wandb",
         action="store_true",
         help="also log the table and the plot to W&B (offline unless WANDB_MODE is set), in "
         "the project and group of the jobs' logger.wandb",
@@ -71,17 +60,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
-        report = build_report(
-            args.root,
-            args.out,
-            metric=args.metric,
-            mode=args.mode,
-            select=args.select,
-            force=args.force,
-            log_wandb=args.wandb,
-        )
+        report = build_report(**vars(parser().parse_args(argv)))
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -90,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for point in report.skipped:
         print(f"not plotted: {point}", file=sys.stderr)
     print(f"{len(report.finished)} jobs finished, {len(report.failed)} failed")
-    print(f"wrote {', '.join(path.name for path in report.files)} to {report.out}")
+    print(f"wrote {', '.join(OUTPUTS)} to {report.out}")
     print(f"crossover: {report.crossover.text}")
     return 0
 

@@ -12,14 +12,13 @@ import csv
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from medprune.report.jobs import Job
 
 DENSE = "none"  # the scope of train.py jobs without pruning
-GLOBAL, LAYERWISE = "global", "layerwise"
+SCOPES = ("global", "layerwise")  # compared by the crossover
 
 
 class MeanStd(NamedTuple):
@@ -27,8 +26,7 @@ class MeanStd(NamedTuple):
     std: float  # sample std (ddof=1); NaN for fewer than two values
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     """The jobs of one (scope, target sparsity): one row of the report."""
 
     scope: str
@@ -38,21 +36,14 @@ class Group:
     compression_ratio: float  # mean over the jobs
     metrics: dict[str, MeanStd]
 
-    @property
-    def n(self) -> int:
-        return len(self.jobs)
-
-    @property
-    def seeds(self) -> list[int | None]:
-        return sorted((job.seed for job in self.jobs), key=lambda s: (s is None, s or 0))
-
-    @property
-    def dense(self) -> bool:
-        return self.scope == DENSE
+    n = property(lambda self: len(self.jobs))
+    dense = property(lambda self: self.scope == DENSE)
+    seeds = property(
+        lambda self: sorted((job.seed for job in self.jobs), key=lambda s: (s is None, s or 0))
+    )
 
 
-@dataclass(frozen=True)
-class Crossover:
+class Crossover(NamedTuple):
     """Where global pruning overtakes layer-wise pruning for good (Mahbod et al. 2022 report
     layer-wise ahead at small compression, global ahead at large)."""
 
@@ -81,48 +72,33 @@ def aggregate(jobs: Sequence[Job]) -> list[Group]:
     members: dict[tuple[str, float], list[Job]] = {}
     for job in jobs:
         members.setdefault((job.scope, job.target_sparsity), []).append(job)
-    names = metric_names(jobs)
-    groups = [
-        Group(
-            scope=scope,
-            target_sparsity=target,
-            jobs=tuple(group),
-            achieved_sparsity=mean_std([job.achieved_sparsity for job in group]).mean,
-            compression_ratio=mean_std([job.compression_ratio for job in group]).mean,
-            metrics={
-                name: mean_std([job.metrics[name] for job in group if name in job.metrics])
-                for name in names
-            },
-        )
-        for (scope, target), group in members.items()
-    ]
+    names, groups = metric_names(jobs), []
+    for (scope, target), group in members.items():
+        achieved = mean_std([job.achieved_sparsity for job in group]).mean
+        compression = mean_std([job.compression_ratio for job in group]).mean
+        metrics = {n: mean_std([j.metrics[n] for j in group if n in j.metrics]) for n in names}
+        groups.append(Group(scope, target, tuple(group), achieved, compression, metrics))
     return sorted(groups, key=lambda g: (not g.dense, g.scope, g.target_sparsity))
 
 
 def find_crossover(groups: Sequence[Group], metric: str, mode: str = "max") -> Crossover:
-    """Compare global and layer-wise at the sparsities both have, by the mean of ``metric``
+    """Compare global and layer-wise by the mean of ``metric`` at the sparsities both have
     (``mode`` "min": lower is better). An exact tie is no win for global."""
     sign = 1.0 if mode == "max" else -1.0
-    by_scope = {
-        scope: {g.target_sparsity: g for g in groups if g.scope == scope}
-        for scope in (GLOBAL, LAYERWISE)
-    }
-    glob, layer = by_scope[GLOBAL], by_scope[LAYERWISE]
+    glob, layer = ({g.target_sparsity: g for g in groups if g.scope == s} for s in SCOPES)
     common = sorted(glob.keys() & layer.keys())
-    if not glob or not layer or not common:
+    if not common:
         why = "share no sparsity" if glob and layer else "were not both run"
         return Crossover(None, None, None, {}, False, f"no crossover: global and layer-wise {why}")
     margins = {
         s: sign * (glob[s].metrics[metric].mean - layer[s].metrics[metric].mean) for s in common
     }
-    unknown = [s for s in common if not math.isfinite(margins[s])]
-    if unknown:  # a NaN mean neither wins nor ties: compare where both have a number
-        common = [s for s in common if s not in unknown]
-        margins = {s: margins[s] for s in common}
-        if not common:
-            return Crossover(
-                None, None, None, {}, False, "no crossover: no finite means to compare"
-            )
+    # a NaN mean neither wins nor ties: compare where both have a number
+    unknown = [s for s, m in margins.items() if not math.isfinite(m)]
+    margins = {s: m for s, m in margins.items() if math.isfinite(m)}
+    common = list(margins)
+    if not common:
+        return Crossover(None, None, None, {}, False, "no crossover: no finite means to compare")
     wins = [margins[s] > 0 for s in common]
     note = f" (not compared, no finite mean: sparsity {', '.join(f'{u:g}' for u in unknown)})"
     note = note if unknown else ""
@@ -135,14 +111,15 @@ def find_crossover(groups: Sequence[Group], metric: str, mode: str = "max") -> C
     if not any(wins):
         return none("layer-wise is better or equal at every sparsity (global never overtakes)")
     if not wins[-1]:
-        winners = ", ".join(f"{s:g} {_winner(margins[s])}" for s in common)
+        winners = ", ".join(
+            f"{s:g} {'global' if m > 0 else 'layer-wise' if m < 0 else 'tie'}"
+            for s, m in margins.items()
+        )
         flips = sum(a != b for a, b in zip(wins, wins[1:]))
-        if flips == 1:  # global ahead at low sparsity, layer-wise at high: the other way round
-            return none(f"no crossover: layer-wise overtakes global ({winners})")
-        return none(f"no crossover: winners alternate ({winners})")
-    start = len(wins) - 1
-    while wins[start - 1]:
-        start -= 1
+        # one flip: global ahead at low sparsity, layer-wise at high, the other way round
+        kind = "layer-wise overtakes global" if flips == 1 else "winners alternate"
+        return none(f"no crossover: {kind} ({winners})")
+    start = max(i for i, win in enumerate(wins) if not win) + 1
     s, previous = common[start], common[start - 1]
     below = [margins[p] for p in common[:start]]
     if all(m < 0 for m in below):
@@ -166,35 +143,38 @@ def format_ratio(ratio: float) -> str:
     return "inf" if math.isinf(ratio) else f"{ratio:.1f}x"
 
 
+def metric_names(items: Sequence[Job | Group]) -> list[str]:
+    """Every metric name of the jobs (or groups), sorted: a name some lack is still a column."""
+    return sorted(set().union(*(item.metrics for item in items)))
+
+
 def report_table(groups: Sequence[Group], task: str) -> tuple[list[str], list[list[Any]]]:
     """report.csv's header and rows (raw values; NaN where a std needs two seeds)."""
-    names = metric_names(groups)
+    names = metric_names(groups)  # every group has every name (see aggregate)
     header = ["task", "scope", "target_sparsity", "n", "seeds", "achieved_sparsity"]
-    header += ["compression_ratio"]
-    header += [f"{name}_{part}" for name in names for part in ("mean", "std")]
-    rows = []
-    for g in groups:
-        seeds = " ".join("?" if seed is None else str(seed) for seed in g.seeds)
-        row = [task, g.scope, g.target_sparsity, g.n, seeds, g.achieved_sparsity]
-        row.append(g.compression_ratio)
-        for name in names:
-            row += list(g.metrics.get(name, MeanStd(math.nan, math.nan)))
-        rows.append(row)
+    header += ["compression_ratio", *(f"{n}_{part}" for n in names for part in ("mean", "std"))]
+    rows = [
+        [task, g.scope, g.target_sparsity, g.n, " ".join(map(_seed_text, g.seeds))]
+        + [g.achieved_sparsity, g.compression_ratio, *(v for n in names for v in g.metrics[n])]
+        for g in groups
+    ]
     return header, rows
+
+
+def _seed_text(seed: int | None) -> str:
+    return "?" if seed is None else str(seed)  # "?": a job without config.yaml
 
 
 def jobs_table(jobs: Sequence[Job]) -> tuple[list[str], list[list[Any]]]:
     """jobs.csv: one row per finished job, the numbers behind every mean."""
     names = metric_names(jobs)
     header = ["job", "task", "scope", "target_sparsity", "seed", "achieved_sparsity"]
-    header += ["compression_ratio", *names]
     rows = [
         [job.name, job.task, job.scope, job.target_sparsity, job.seed, job.achieved_sparsity]
-        + [job.compression_ratio]
-        + [job.metrics.get(name, math.nan) for name in names]
+        + [job.compression_ratio, *(job.metrics.get(name, math.nan) for name in names)]
         for job in jobs
     ]
-    return header, rows
+    return [*header, "compression_ratio", *names], rows
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -208,19 +188,4 @@ def csv_cell(value: Any) -> str:
     """Blank for NaN and None; 10 significant digits, so 0.7999999999999999 reads 0.8."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, float):
-        return format(value, ".10g")
-    return str(value)
-
-
-def metric_names(items: Sequence[Job | Group]) -> list[str]:
-    """Every metric name of the jobs (or groups), sorted: a name some lack is still a column."""
-    return sorted(set().union(*(item.metrics for item in items)))
-
-
-def _winner(margin: float) -> str:
-    if margin > 0:
-        return "global"
-    if margin < 0:
-        return "layer-wise"
-    return "tie" if margin == 0 else "n/a"
+    return format(value, ".10g") if isinstance(value, float) else str(value)

@@ -93,8 +93,12 @@ def test_image_label_folder_layout(tmp_path):
 def test_bad_input_names_the_key_or_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.root=.*nowhere: no such folder"):
         NucleiFolderDataModule(str(tmp_path / "nowhere"))
-    with pytest.raises(ValueError, match="data.layout='tiles'"):
+    with pytest.raises(ValueError, match="data.layout='tiles': expected one of monuseg, folder"):
         NucleiFolderDataModule(str(tmp_path), layout="tiles")
+    with pytest.raises(
+        ValueError, match=r"data.foreground_bias=1.5: expected a fraction in \[0, 1\]"
+    ):
+        NucleiFolderDataModule(str(tmp_path), foreground_bias=1.5)
     with pytest.raises(ValueError, match="data.patch_size=8"):
         NucleiFolderDataModule(str(tmp_path), patch_size=8)
     root = monuseg_root(tmp_path, tiles=2)

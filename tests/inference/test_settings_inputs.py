@@ -113,9 +113,22 @@ def test_bad_keys_and_models_fail_before_anything_is_written(tmp_path):
     out = tmp_path / "out"
     base = [f"input={tmp_path}", f"output={out}"]
     cases = [
-        ([f"model={junk}", "runtime=tensorrt"], ValueError, "runtime='tensorrt'"),
-        ([f"model={junk}", "threads=0"], ValueError, "threads=0"),
-        ([f"model={junk}", "pixel_size=-1"], ValueError, "pixel_size=-1"),
+        (
+            [f"model={junk}", "runtime=tensorrt"],
+            ValueError,
+            "runtime='tensorrt': expected one of auto, torch, onnxruntime",
+        ),
+        ([f"model={junk}", "threads=0"], ValueError, "threads=0: expected null or an integer >= 1"),
+        (
+            [f"model={junk}", "batch_size=1.5"],
+            ValueError,
+            "batch_size=1.5: expected null or an integer >= 1",
+        ),
+        (
+            [f"model={junk}", "pixel_size=-1"],
+            ValueError,
+            "pixel_size=-1: expected null or a pixel size in µm > 0",
+        ),
         ([f"model={junk}", f"labels={tmp_path / 'none'}"], FileNotFoundError, "labels="),
         ([f"model={junk}"], ValueError, f"model={junk}: not a readable PyTorch checkpoint"),
         ([f"model={tmp_path}"], FileNotFoundError, "expected a train.py checkpoint"),

@@ -160,16 +160,16 @@ def test_gaussian_weights_peak_in_the_centre_and_never_vanish():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"window": 0}, "window"),
-        ({"window": (32,)}, "window"),
-        ({"window": 32.0}, "window"),
-        ({"window": True}, "window"),
+        ({"window": 0}, r"window=0: expected a positive integer or a \(height, width\) pair"),
+        ({"window": (32,)}, r"window=\(32,\): expected a positive integer or a \(height, width\)"),
+        ({"window": 32.0}, r"window=32.0: expected a positive integer or a \(height, width\)"),
+        ({"window": True}, r"window=True: expected a positive integer or a \(height, width\)"),
         ({"window": 24, "multiple": 16}, "divisible by multiple=16"),
-        ({"multiple": 0}, "multiple"),
-        ({"overlap": 1.0}, "overlap"),
-        ({"overlap": -0.1}, "overlap"),
-        ({"blend": "linear"}, "blend"),
-        ({"batch_size": 0}, "batch_size"),
+        ({"multiple": 0}, "multiple=0: expected an integer >= 1"),
+        ({"overlap": 1.0}, r"overlap=1.0: expected a fraction in \[0, 1\)"),
+        ({"overlap": -0.1}, r"overlap=-0.1: expected a fraction in \[0, 1\)"),
+        ({"blend": "linear"}, "blend='linear': expected one of constant, gaussian"),
+        ({"batch_size": 0}, "batch_size=0: expected an integer >= 1"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

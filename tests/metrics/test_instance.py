@@ -147,9 +147,10 @@ def test_pq_higher_threshold_rejects_weak_match():
 
 @pytest.mark.parametrize("thr", [0.4, 1.0, float("nan")])
 def test_pq_threshold_validation(thr):
-    with pytest.raises(ValueError, match="iou_threshold"):
+    message = rf"iou_threshold={thr!r}: expected an IoU threshold in \[0.5, 1\)"
+    with pytest.raises(ValueError, match=message):
         panoptic_quality(TRUE_4x4, PRED_4x4, iou_threshold=thr)
-    with pytest.raises(ValueError, match="iou_threshold"):
+    with pytest.raises(ValueError, match=message):
         InstanceMetrics(iou_threshold=thr)
 
 

@@ -147,11 +147,11 @@ def test_score_sums_of_two_ranks_pick_from_all_tiles():
     [
         ([], [0.5], "fg_grid must hold at least one"),
         ([0.5], [], "marker_grid must hold at least one"),
-        ([0.5, 1.5], [0.5], r"fg_grid values must be real numbers in \[0, 1\]"),
-        ([0.5], [-0.1], "marker_grid values"),
-        ([float("nan")], [0.5], "fg_grid values"),
-        ([True], [0.5], "fg_grid values"),
-        (["0.5"], [0.5], "fg_grid values"),
+        ([0.5, 1.5], [0.5], r"fg_grid\[1\]=1.5: expected a threshold in \[0, 1\]"),
+        ([0.5], [-0.1], r"marker_grid\[0\]=-0.1: expected a threshold in \[0, 1\]"),
+        ([float("nan")], [0.5], r"fg_grid\[0\]=nan: expected a threshold in \[0, 1\]"),
+        ([True], [0.5], r"fg_grid\[0\]=True: expected a threshold in \[0, 1\]"),
+        (["0.5"], [0.5], r"fg_grid\[0\]='0.5': expected a threshold in \[0, 1\]"),
         (0.5, [0.5], "fg_grid must be a sequence"),
         ([0.5], "0.5", "marker_grid must be a sequence"),
     ],
@@ -170,7 +170,7 @@ def test_bad_tiles_and_metric_raise():
         tune_thresholds([], [], [], [0.5], [0.5])
     with pytest.raises(ValueError, match="tile 0: .* one shape"):
         tune_thresholds([prob], [dist[:-1]], [true], [0.5], [0.5])
-    with pytest.raises(ValueError, match="metric must be one of"):
+    with pytest.raises(ValueError, match="metric='dice': expected one of aji, pq"):
         tune_thresholds([prob], [dist], [true], [0.5], [0.5], metric="dice")
-    with pytest.raises(ValueError, match="min_size"):
+    with pytest.raises(ValueError, match="min_size=-1: expected an integer >= 0"):
         tune_thresholds([prob], [dist], [true], [0.5], [0.5], min_size=-1)

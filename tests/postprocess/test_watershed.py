@@ -108,10 +108,10 @@ def test_foreground_and_markers_helpers():
         (dict(prob=np.zeros((4, 4)), distance=np.zeros((4, 5))), "same shape"),
         (dict(prob=np.zeros((2, 4, 4)), distance=np.zeros((2, 4, 4))), "prob must be a 2D"),
         (dict(prob=np.zeros((4, 4)), distance=np.zeros(4)), "distance must be a 2D"),
-        (dict(fg_threshold=1.5), "fg_threshold"),
-        (dict(marker_threshold=-0.1), "marker_threshold"),
-        (dict(min_size=-1), "min_size"),
-        (dict(min_size=2.5), "min_size"),
+        (dict(fg_threshold=1.5), r"fg_threshold=1.5: expected a threshold in \[0, 1\]"),
+        (dict(marker_threshold=-0.1), r"marker_threshold=-0.1: expected a threshold in \[0, 1\]"),
+        (dict(min_size=-1), "min_size=-1: expected an integer >= 0"),
+        (dict(min_size=2.5), "min_size=2.5: expected an integer >= 0"),
     ],
 )
 def test_validation_errors(kwargs, match):
@@ -124,9 +124,9 @@ def test_validation_errors(kwargs, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(fg_threshold=2), "fg_threshold"),
-        (dict(marker_threshold="a"), "marker_threshold"),
-        (dict(min_size=-3), "min_size"),
+        (dict(fg_threshold=2), r"fg_threshold=2: expected a threshold in \[0, 1\]"),
+        (dict(marker_threshold="a"), r"marker_threshold='a': expected a threshold in \[0, 1\]"),
+        (dict(min_size=-3), "min_size=-3: expected an integer >= 0"),
     ],
 )
 def test_postprocessor_constructor_validation(kwargs, match):

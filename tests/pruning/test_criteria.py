@@ -1,5 +1,7 @@
 """Deployment criteria: stop at the right step and hand back the right one (constructed runs)."""
 
+import re
+
 import pytest
 
 from medprune.pruning.criteria import (
@@ -81,17 +83,26 @@ def test_max_steps_and_baseline_fallback() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "key"),
+    ("kwargs", "message"),
     [
         ({}, "at least one of target.compression"),
-        ({"compression": 0.5}, "target.compression=0.5"),
-        ({"max_params": 0}, "target.max_params=0"),
-        ({"max_latency_ms": -1.0}, "target.max_latency_ms=-1.0"),
-        ({"compression": 10, "max_quality_drop": 1.5}, "target.max_quality_drop=1.5"),
+        (
+            {"compression": 0.5},
+            "target.compression=0.5: expected a parameter ratio (baseline params / pruned "
+            "params) in [1, inf)",
+        ),
+        ({"compression": True}, "target.compression=True: expected a parameter ratio"),
+        ({"max_params": 0}, "target.max_params=0: expected a parameter count in [1, inf)"),
+        ({"max_params": 2.5}, "target.max_params=2.5: expected a whole number"),
+        ({"max_latency_ms": -1.0}, "target.max_latency_ms=-1.0: expected a latency in ms > 0"),
+        (
+            {"compression": 10, "max_quality_drop": 1.5},
+            "target.max_quality_drop=1.5: expected a relative drop (0.04 = 4 %) in [0, 1)",
+        ),
     ],
 )
-def test_bad_targets_name_their_key(kwargs: dict, key: str) -> None:
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+def test_bad_targets_name_their_key(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
         Targets(**kwargs).validate()
 
 

@@ -35,7 +35,7 @@ def test_cubic_rejects_empty_window():
 def test_update_steps_include_end():
     assert update_steps(10, 35, 10) == [10, 20, 30, 35]
     assert update_steps(0, 30, 10) == [0, 10, 20, 30]
-    with pytest.raises(ValueError, match="frequency=0"):
+    with pytest.raises(ValueError, match="frequency=0: expected an integer >= 1"):
         update_steps(0, 10, 0)
 
 
@@ -85,5 +85,5 @@ def test_cubic_and_linear_update_steps_and_unknown_schedule():
     assert schedule_steps("linear", 10, 35, 10) == [10, 20, 30, 35]
     with pytest.raises(ValueError, match="schedule='exp': expected one of cubic, linear"):
         sparsity_at("exp", 1, **WINDOW)
-    with pytest.raises(ValueError, match="rounds=0"):
+    with pytest.raises(ValueError, match="rounds=0: expected an integer >= 1"):
         iterative_round_steps(0, 10, 0)

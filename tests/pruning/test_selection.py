@@ -1,8 +1,7 @@
 import pytest
 
 from medprune.models import TwoBranchUNet, UNet
-from medprune.pruning.selection import ALL, describe_selection, select_groups
-from medprune.pruning.selection import DEFAULT_EXCLUDE
+from medprune.pruning.selection import ALL, DEFAULT_EXCLUDE, describe_selection, select_groups
 
 
 def test_default_exclude_keeps_first_conv_and_heads_dense_in_both_models():

@@ -84,6 +84,8 @@ def test_synthetic_data_module_items_and_determinism():
     assert torch.equal(dm.splits["val"][1]["image"], again.splits["val"][1]["image"])
     with pytest.raises(ValueError, match="data.train_slices=0"):
         CardiacSyntheticDataModule(train_slices=0)
+    with pytest.raises(ValueError, match="data.spacing_mm=0: expected a pixel size in mm > 0"):
+        CardiacSyntheticDataModule(spacing_mm=0)
 
 
 def test_cardiac_task_on_acdc_layout_data(tmp_path):

@@ -51,7 +51,7 @@ def test_teacher_is_frozen_and_outside_the_optimizer_and_state_dict():
     assert set(task.state_dict()) == keys
     assert len(list(task.parameters())) == count
     assert not any(p.requires_grad for p in teacher.parameters())
-    with pytest.raises(ValueError, match="distillation weight=0"):
+    with pytest.raises(ValueError, match="weight=0: expected a distillation weight > 0"):
         task.set_teacher(teacher, 0)
 
     class NoDistillation(CardiacSegmentationTask):

@@ -73,14 +73,25 @@ def test_window_must_suit_the_unet():
     net = TwoBranchUNet(base_channels=2, depth=3)
     with pytest.raises(ValueError, match=r"task.window=30: .* divisible by 4"):
         NucleiSegmentationTask(net, window=30)
-    with pytest.raises(ValueError, match=r"task.tune_postprocess.fg_grid values"):
+    with pytest.raises(
+        ValueError,
+        match=r"task.tune_postprocess.fg_grid\[0\]=1.5: expected a threshold in \[0, 1\]",
+    ):
         NucleiSegmentationTask(net, tune_postprocess={"fg_grid": [1.5]})
     with pytest.raises(ValueError, match=r"task.window=0: expected null or a positive"):
         NucleiSegmentationTask(net, window=0)
-    with pytest.raises(ValueError, match=r"task.overlap=1.0"):
+    with pytest.raises(ValueError, match=r"task.overlap=1.0: expected a fraction in \[0, 1\)"):
         NucleiSegmentationTask(net, overlap=1.0)
-    with pytest.raises(ValueError, match=r"task.overlap='a'"):
+    with pytest.raises(ValueError, match=r"task.overlap='a': expected a fraction in \[0, 1\)"):
         NucleiSegmentationTask(net, overlap="a")
+
+
+def test_a_negative_distance_loss_weight_names_its_key():
+    net = TwoBranchUNet(base_channels=2, depth=3)
+    with pytest.raises(
+        ValueError, match=r"task.dist_loss_weight=-1: expected a loss weight in \[0, inf\)"
+    ):
+        NucleiSegmentationTask(net, dist_loss_weight=-1)
 
 
 def test_training_patches_must_suit_the_unet():

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medprune.common.checks import check_int, check_ints
 from medprune.inference.modes import eval_mode
 
 
@@ -30,8 +31,8 @@ def measure(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
     Returns ``median_ms``, ``min_ms`` and ``p90_ms`` (milliseconds per call; p90 linearly
     interpolated) plus the ``repeats`` and ``warmup`` counts used.
     """
-    _check_int("warmup", warmup, 0)
-    _check_int("repeats", repeats, 1)
+    check_int(warmup, "warmup", 0)
+    check_int(repeats, "repeats")
     for _ in range(warmup):
         fn()
     times_ms = []
@@ -62,7 +63,7 @@ def torch_latency(
     train/eval flag are restored afterwards, also when the model raises.
     """
     shape = _check_shape(input_shape)
-    _check_int("threads", threads, 1)
+    check_int(threads, "threads")
     batch = _fixed_batch(shape)
     previous_threads = torch.get_num_threads()
     try:
@@ -92,7 +93,7 @@ def onnx_latency(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX model file")
     shape = _check_shape(input_shape)
-    _check_int("threads", threads, 1)
+    check_int(threads, "threads")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -122,17 +123,5 @@ def _with_context(result: dict, shape: list[int], threads: int, runtime: str) ->
     }
 
 
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
-
-
 def _check_shape(input_shape: Sequence[int]) -> list[int]:
-    shape = list(input_shape) if isinstance(input_shape, (list, tuple, torch.Size)) else None
-    if (
-        shape is None
-        or len(shape) != 4
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
-    ):
-        raise ValueError(f"input_shape={input_shape!r}: expected 4 positive integers (N, C, H, W)")
-    return shape
+    return check_ints(input_shape, "input_shape", 4, what="4 positive integers (N, C, H, W)")

@@ -20,10 +20,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(value: object, key: str, low: int = 1) -> int:
-    """An integer >= ``low`` (a count: steps, epochs, threads, px)."""
+def check_int(value: object, key: str, low: int = 1, *, what: str | None = None) -> int:
+    """An integer >= ``low`` (a count: steps, epochs, threads, px); ``what`` replaces the
+    default description in the message (``null or an integer >= 1`` for an optional one)."""
     if not _is_int(value) or value < low:
-        raise ValueError(f"{key}={value!r}: expected an integer >= {low}")
+        raise ValueError(f"{key}={value!r}: expected {what or f'an integer >= {low}'}")
     return int(value)
 
 

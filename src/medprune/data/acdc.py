@@ -27,6 +27,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from medprune.common.checks import check_range
+
 NUM_CLASSES = 4  # 0 background, 1 RV, 2 myocardium, 3 LV cavity
 PHASES = ("ED", "ES")
 _INFO_TYPES = {"ED": int, "ES": int, "NbFrame": int, "Height": float, "Weight": float}
@@ -280,8 +282,7 @@ def split_patients(
     order (each group is shuffled by its own RNG seeded with ``seed`` and the group name).
     Both lists come back sorted by name.
     """
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction={val_fraction!r}: expected a number in (0, 1)")
+    check_range(val_fraction, "val_fraction", low_open=True)
     dirs = sorted(Path(p) for p in patient_dirs)
     if len(set(p.name for p in dirs)) != len(dirs):
         raise ValueError("split_patients: the same patient is listed twice")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from medprune.common.checks import check_data_ints
+from medprune.common.checks import check_data_ints, check_positive
 from medprune.data.acdc import (
     Volume,
     center_crop_or_pad,
@@ -181,8 +181,7 @@ class CardiacSyntheticDataModule(_CardiacDataModule):
         check_data_ints(
             train_slices=(train_slices, 1), val_slices=(val_slices, 1), test_slices=(test_slices, 1)
         )
-        if not spacing_mm > 0:
-            raise ValueError(f"data.spacing_mm={spacing_mm!r}: expected a pixel size > 0 mm")
+        check_positive(spacing_mm, "data.spacing_mm", what="a pixel size in mm")
         self.save_hyperparameters()
 
     def build(

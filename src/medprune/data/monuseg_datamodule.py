@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from medprune.common.checks import check_data_ints
+from medprune.common.checks import check_choice, check_data_ints, check_range
 from medprune.data.monuseg import (
     find_instance_pairs,
     find_tiles,
@@ -129,8 +129,7 @@ class NucleiFolderDataModule(L.LightningDataModule):
         augment: bool = True,
     ) -> None:
         super().__init__()
-        if layout not in LAYOUTS:
-            raise ValueError(f"data.layout={layout!r}: expected one of {LAYOUTS}")
+        check_choice(layout, "data.layout", LAYOUTS)
         for name, folder in (("root", root), ("test_root", test_root)):
             if folder is not None and not Path(folder).is_dir():
                 raise FileNotFoundError(f"data.{name}={folder}: no such folder")
@@ -141,10 +140,7 @@ class NucleiFolderDataModule(L.LightningDataModule):
             batch_size=(batch_size, 1),
             num_workers=(num_workers, 0),
         )
-        if not 0.0 <= foreground_bias <= 1.0:
-            raise ValueError(
-                f"data.foreground_bias={foreground_bias!r}: expected a value in [0, 1]"
-            )
+        check_range(foreground_bias, "data.foreground_bias", high_open=False, what="a fraction")
         self.save_hyperparameters()
         self.splits: dict[str, Dataset] = {}
         self.tile_names: dict[str, list[str]] = {}

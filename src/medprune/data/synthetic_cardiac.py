@@ -40,7 +40,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from medprune.data.synthetic_nuclei import check_float, check_int, derive_tile_seed, smooth_noise
+from medprune.common.checks import check_int, check_range
+from medprune.data.synthetic_nuclei import derive_tile_seed, smooth_noise
 
 #: Fraction of slices lacking at least one structure (kinds no_rv/apex_cap/no_heart).
 DEFAULT_MISSING_PROB = 0.1
@@ -106,9 +107,9 @@ def _check_args(
     missing_prob: object = DEFAULT_MISSING_PROB,
     variant_prob: object = DEFAULT_VARIANT_PROB,
 ) -> None:
-    check_int("size", size, 32, " px")
-    check_float("missing_prob", missing_prob, 0.0, 1.0, lo_open=False)
-    check_float("variant_prob", variant_prob, 0.0, 1.0, lo_open=False)
+    check_int(size, "size", 32)  # px
+    check_range(missing_prob, "missing_prob", high_open=False, what="a probability")
+    check_range(variant_prob, "variant_prob", high_open=False, what="a probability")
 
 
 def _harmonics(rng: np.random.Generator, phi: np.ndarray, orders: range, amp: float) -> np.ndarray:
@@ -249,7 +250,7 @@ def _render(rng: np.random.Generator, tissue: np.ndarray) -> np.ndarray:
 def _as_rng(rng_or_seed: object) -> np.random.Generator:
     if isinstance(rng_or_seed, np.random.Generator):
         return rng_or_seed
-    check_int("rng_or_seed", rng_or_seed, 0)
+    check_int(rng_or_seed, "rng_or_seed", 0, what="a np.random.Generator or an integer >= 0")
     return np.random.default_rng(int(rng_or_seed))  # type: ignore[arg-type]
 
 
@@ -296,8 +297,8 @@ def generate_cardiac_split(
     Returns:
         images float32 (n, size, size) and labels uint8 (n, size, size).
     """
-    check_int("n", n, 0)
-    check_int("seed", seed, 0)
+    check_int(n, "n", 0)
+    check_int(seed, "seed", 0)
     _check_args(size, **kw)
     images = np.zeros((n, size, size), dtype=np.float32)
     labels = np.zeros((n, size, size), dtype=np.uint8)

@@ -24,10 +24,10 @@ gives byte-identical output.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
+
+from medprune.common.checks import check_int, check_positive, check_range
 
 #: Expected nuclei per 1000 px^2 before occlusion (~28 on a 128x128 tile).
 DEFAULT_NUCLEI_DENSITY = 1.7
@@ -53,23 +53,6 @@ def derive_tile_seed(seed: int, index: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0])
 
 
-def check_int(name: str, value: object, minimum: int, unit: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}{unit}, got {value!r}")
-
-
-def check_float(
-    name: str, value: object, lo: float, hi: float = math.inf, lo_open: bool = True
-) -> None:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
-        bound = f"> {lo}" if lo_open else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
 def _check_args(
     size: object,
     nuclei_density: object = DEFAULT_NUCLEI_DENSITY,
@@ -78,11 +61,11 @@ def _check_args(
     min_area: object = MIN_INSTANCE_AREA,
     **_: object,
 ) -> None:
-    check_int("size", size, 32, " px")
-    check_float("nuclei_density", nuclei_density, 0.0)
-    check_float("mean_radius", mean_radius, 0.0)
-    check_float("cluster_fraction", cluster_fraction, 0.0, 1.0, lo_open=False)
-    check_int("min_area", min_area, 1, " px")
+    check_int(size, "size", 32)  # px
+    check_positive(nuclei_density, "nuclei_density")
+    check_positive(mean_radius, "mean_radius")  # px
+    check_range(cluster_fraction, "cluster_fraction", high_open=False, what="a fraction")
+    check_int(min_area, "min_area")  # px
 
 
 def smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
@@ -249,7 +232,7 @@ def generate_nuclei_tile(
         ``image`` uint8 (size, size, 3) RGB and ``instances`` int32 (size, size)
         with 0 = background and consecutive ids 1..N.
     """
-    check_int("seed", seed, 0)
+    check_int(seed, "seed", 0)
     _check_args(size, nuclei_density, mean_radius, cluster_fraction, min_area)
     size, rng = int(size), np.random.default_rng(seed)
     n = int(rng.poisson(nuclei_density * size * size / 1000.0))
@@ -269,8 +252,8 @@ def generate_nuclei_split(
     Returns:
         images uint8 (count, size, size, 3) and instances int32 (count, size, size).
     """
-    check_int("seed", seed, 0)
-    check_int("count", count, 0)
+    check_int(seed, "seed", 0)
+    check_int(count, "count", 0)
     _check_args(size, **kw)
     images = np.zeros((count, size, size, 3), dtype=np.uint8)
     instances = np.zeros((count, size, size), dtype=np.int32)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from medprune.common.checks import check_choice, check_int, check_positive
 from medprune.inference import cardiac, nuclei
 from medprune.inference.inputs import find_inputs, find_label, stem_of
 from medprune.inference.models import export_deployment, load_model
@@ -31,17 +31,12 @@ RUNTIMES = ("auto", "torch", "onnxruntime")
 
 def _check(cfg: DictConfig) -> None:
     """Bad keys fail before the model loads, each message naming the key."""
-    if cfg.runtime not in RUNTIMES:
-        raise ValueError(f"runtime={cfg.runtime!r}: expected one of {RUNTIMES}")
-    for key, low in (("threads", 1), ("batch_size", 1)):
-        value = cfg.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < low
-        ):
-            raise ValueError(f"{key}={value!r}: expected null or an integer >= {low}")
-    size = cfg.get("pixel_size")
-    if size is not None and not (isinstance(size, (int, float)) and 0 < size < math.inf):
-        raise ValueError(f"pixel_size={size!r}: expected null or a pixel size > 0 in µm")
+    check_choice(cfg.runtime, "runtime", RUNTIMES)
+    for key in ("threads", "batch_size"):
+        if cfg.get(key) is not None:
+            check_int(cfg[key], key, what="null or an integer >= 1")
+    if cfg.get("pixel_size") is not None:
+        check_positive(cfg.pixel_size, "pixel_size", what="null or a pixel size in µm")
     if cfg.get("input") is None and cfg.get("export") is None:
         raise ValueError("input=<file or folder> is required (or export=<folder> to export only)")
     if cfg.get("input") is not None and not Path(cfg.input).exists():

@@ -18,12 +18,11 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from medprune.common.checks import check_choice, check_int, check_range
 from medprune.inference.windows import (
     BLENDS,
     blend_weights_array,
     can_reflect,
-    check_int,
-    check_overlap,
     check_window,
     pad_plan,
     whole_image_window,
@@ -106,12 +105,11 @@ def sliding_window_inference(
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or 0 in image.shape:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be a non-empty (N, C, H, W) tensor, got {shape}")
-    multiple = check_int("multiple", multiple, 1)
+    multiple = check_int(multiple, "multiple")
     size = check_window(window, multiple)
-    overlap = check_overlap(overlap)
-    if blend not in BLENDS:
-        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
-    batch_size = check_int("batch_size", batch_size, 1)
+    overlap = check_range(overlap, "overlap", what="a fraction")
+    check_choice(blend, "blend", BLENDS)
+    batch_size = check_int(batch_size, "batch_size")
 
     n, height, width = image.shape[0], image.shape[-2], image.shape[-1]
     padded, (top, left) = _pad_to(image, size)

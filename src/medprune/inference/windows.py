@@ -31,10 +31,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from medprune.common.checks import check_choice, check_int, check_ints, check_range
+
 __all__ = [
     "BLENDS",
     "blend_weights_array",
-    "check_overlap",
     "check_window",
     "pad_plan",
     "sliding_window_numpy",
@@ -44,39 +45,18 @@ __all__ = [
 
 MIN_WEIGHT = 1e-3  # floor of the Gaussian weights, relative to its peak of 1
 BLENDS = ("constant", "gaussian")
-
-
-def check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+_WINDOW = "a positive integer or a (height, width) pair of them, in px"
 
 
 def check_window(window, multiple: int) -> tuple[int, int]:
     """``window`` as (height, width) in pixels, each a positive multiple of ``multiple``."""
     if isinstance(window, numbers.Integral) and not isinstance(window, bool):
-        window = (window, window)
-    if (
-        not isinstance(window, Sequence)
-        or len(window) != 2
-        or any(isinstance(w, bool) or not isinstance(w, numbers.Integral) for w in window)
-        or any(w < 1 for w in window)
-    ):
-        raise ValueError(f"window must be a positive int or a (height, width) pair, got {window!r}")
-    size = (int(window[0]), int(window[1]))
+        window = (check_int(window, "window", what=_WINDOW),) * 2
+    height, width = check_ints(window, "window", 2, what=_WINDOW)
+    size = (height, width)
     if any(w % multiple for w in size):
         raise ValueError(f"window {size} must be divisible by multiple={multiple} on both axes")
     return size
-
-
-def check_overlap(overlap) -> float:
-    if (
-        isinstance(overlap, bool)
-        or not isinstance(overlap, numbers.Real)
-        or not 0.0 <= float(overlap) < 1.0
-    ):
-        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}")
-    return float(overlap)
 
 
 def window_starts(size: int, window: int, overlap: float) -> list[int]:
@@ -98,8 +78,7 @@ def window_starts(size: int, window: int, overlap: float) -> list[int]:
 
 def blend_weights_array(window: tuple[int, int], blend: str) -> np.ndarray:
     """(h, w) float64 per-pixel weights of one window, peak 1; see the module docstring."""
-    if blend not in BLENDS:
-        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+    check_choice(blend, "blend", BLENDS)
     if blend == "constant":
         return np.ones(window, dtype=np.float64)
     axes = []
@@ -155,10 +134,10 @@ def sliding_window_numpy(
     image = np.asarray(image)
     if image.ndim != 4 or 0 in image.shape:
         raise ValueError(f"image must be a non-empty (N, C, H, W) array, got {image.shape}")
-    multiple = check_int("multiple", multiple, 1)
+    multiple = check_int(multiple, "multiple")
     size = check_window(window, multiple)
-    overlap = check_overlap(overlap)
-    batch_size = check_int("batch_size", batch_size, 1)
+    overlap = check_range(overlap, "overlap", what="a fraction")
+    batch_size = check_int(batch_size, "batch_size")
     n, height, width = image.shape[0], image.shape[-2], image.shape[-1]
     pads = pad_plan(height, width, size)
     top, bottom, left, right = pads

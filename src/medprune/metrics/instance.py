@@ -29,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from medprune.common.checks import check_range
+
 __all__ = [
     "Overlap",
     "overlap_matrix",
@@ -72,14 +74,9 @@ def _check_labels(name: str, labels: ArrayLike) -> np.ndarray:
 
 
 def check_iou_threshold(iou_threshold: float) -> float:
-    thr = float(iou_threshold)
     # Below 0.5 one instance could match several, which would need a Hungarian
     # assignment; at >= 1.0 no pair can ever match (IoU > 1 is impossible).
-    if not 0.5 <= thr < 1.0:
-        raise ValueError(
-            f"iou_threshold must be in [0.5, 1.0) for unique matching, got {iou_threshold}"
-        )
-    return thr
+    return check_range(iou_threshold, "iou_threshold", 0.5, 1.0, what="an IoU threshold")
 
 
 def _compact(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from medprune.common.checks import check_int
+
 
 class ConvBlock(nn.Sequential):
     """Two 3x3 conv -> BatchNorm -> ReLU; conv bias is redundant before BatchNorm."""
@@ -46,14 +48,10 @@ class UNet(nn.Module):
         self, in_channels: int = 3, out_channels: int = 1, base_channels: int = 16, depth: int = 5
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("in_channels", in_channels, 1),
-            ("out_channels", out_channels, 1),
-            ("base_channels", base_channels, 1),
-            ("depth", depth, 2),
-        ):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"UNet {name}={value!r}: expected an integer >= {low}")
+        in_channels = check_int(in_channels, "UNet in_channels")
+        out_channels = check_int(out_channels, "UNet out_channels")
+        base_channels = check_int(base_channels, "UNet base_channels")
+        depth = check_int(depth, "UNet depth", 2)
         self.depth = depth
         widths = [base_channels * 2**level for level in range(depth)]
         self.encoder = nn.ModuleList(

@@ -17,7 +17,6 @@ Put the preferred values first, e.g. the defaults 0.5, to keep them unless beate
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from medprune.common.checks import check_choice, check_range
 from medprune.metrics.instance import aggregated_jaccard_index, panoptic_quality
 from medprune.postprocess.watershed import instances_from_maps
 
@@ -69,15 +69,10 @@ def _check_grid(name: str, grid) -> tuple[float, ...]:
     values = list(grid)
     if not values:
         raise ValueError(f"{name} must hold at least one threshold, got an empty grid")
-    for v in values:
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, numbers.Real)
-            or math.isnan(float(v))
-            or not 0.0 <= float(v) <= 1.0
-        ):
-            raise ValueError(f"{name} values must be real numbers in [0, 1], got {v!r}")
-    return tuple(float(v) for v in values)
+    return tuple(
+        check_range(v, f"{name}[{i}]", high_open=False, what="a threshold")
+        for i, v in enumerate(values)
+    )
 
 
 def _check_tiles(
@@ -124,8 +119,7 @@ def tune_thresholds(
     ``len(fg_grid) * len(marker_grid) * len(probs)`` watershed runs. Ties go to the first
     pair in grid order (see the module docstring).
     """
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    check_choice(metric, "metric", _METRICS)
     fg_values = _check_grid("fg_grid", fg_grid)
     marker_values = _check_grid("marker_grid", marker_grid)
     tiles = _check_tiles(probs, distances, instances)
@@ -186,8 +180,7 @@ class ThresholdTuning:
         marker_grid: Sequence[float] = (0.6, 0.5, 0.7, 0.4, 0.8, 0.3),
         metric: str = "aji",
     ) -> None:
-        if metric not in _METRICS:
-            raise ValueError(f"task.tune_postprocess.metric={metric!r}: expected one of {_METRICS}")
+        check_choice(metric, "task.tune_postprocess.metric", _METRICS)
         self.fg_grid = _check_grid("task.tune_postprocess.fg_grid", fg_grid)
         self.marker_grid = _check_grid("task.tune_postprocess.marker_grid", marker_grid)
         self.metric = metric

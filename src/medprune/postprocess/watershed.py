@@ -23,11 +23,11 @@ their own instances, so no foreground pixel is lost before the size filter.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential, watershed
+
+from medprune.common.checks import check_int, check_range
 
 __all__ = ["foreground", "markers_from_distance", "instances_from_maps", "WatershedPostprocessor"]
 
@@ -35,19 +35,11 @@ _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity for 2D component labellin
 
 
 def _check_threshold(name: str, value) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= float(value) <= 1.0
-    ):
-        raise ValueError(f"{name} must be a real number in [0, 1], got {value!r}")
-    return float(value)
+    return check_range(value, name, high_open=False, what="a threshold")
 
 
 def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0 (pixels), got {value!r}")
-    return int(value)
+    return check_int(value, name, 0)  # pixels
 
 
 def _check_map(name: str, arr, ndim: int = 2) -> np.ndarray:

@@ -79,7 +79,9 @@ class GradualMagnitudePruning(L.Callback):
         check_choice(schedule, "schedule", SCHEDULES)
         self.target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
         self.targets = {
-            k: check_sparsity(v, f"targets.{k}") for k, v in (targets or {}).items() if v is not None
+            k: check_sparsity(v, f"targets.{k}")
+            for k, v in (targets or {}).items()
+            if v is not None
         }
         self.initial_sparsity = check_sparsity(initial_sparsity, "initial_sparsity")
         lowest_key, lowest = min(

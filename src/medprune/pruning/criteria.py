@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from medprune.common.checks import check_positive, check_range
+
 #: The criteria on size or speed; at least one must be given.
 SIZE_CRITERIA = ("compression", "max_params", "max_latency_ms")
 
@@ -41,33 +43,31 @@ class Targets:
 
     def validate(self) -> None:
         """Values no model could meet, each message naming its ``target.*`` key."""
-        for key in (*SIZE_CRITERIA, "max_quality_drop"):
-            value = getattr(self, key)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if value is not None and not number:
-                raise ValueError(f"target.{key}={value!r}: expected a number")
-        if self.max_params is not None and self.max_params != int(self.max_params):
-            raise ValueError(f"target.max_params={self.max_params}: expected a whole number")
         given = [k for k in SIZE_CRITERIA if getattr(self, k) is not None]
         if not given:
             raise ValueError(
                 "no deployment criterion: set at least one of target.compression, "
                 "target.max_params, target.max_latency_ms"
             )
-        if self.compression is not None and not self.compression >= 1:
-            raise ValueError(
-                f"target.compression={self.compression}: expected a parameter ratio >= 1 "
-                "(baseline params / pruned params)"
+        if self.compression is not None:
+            check_range(
+                self.compression,
+                "target.compression",
+                1,
+                math.inf,
+                what="a parameter ratio (baseline params / pruned params)",
             )
-        if self.max_params is not None and not self.max_params >= 1:
-            raise ValueError(f"target.max_params={self.max_params}: expected an integer >= 1")
-        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
-            raise ValueError(f"target.max_latency_ms={self.max_latency_ms}: expected ms > 0")
-        if not 0 <= self.max_quality_drop < 1:
-            raise ValueError(
-                f"target.max_quality_drop={self.max_quality_drop}: expected a relative drop "
-                "in [0, 1), e.g. 0.04 for 4 %"
+        if self.max_params is not None:
+            count = check_range(
+                self.max_params, "target.max_params", 1, math.inf, what="a parameter count"
             )
+            if count != int(count):
+                raise ValueError(f"target.max_params={self.max_params!r}: expected a whole number")
+        if self.max_latency_ms is not None:
+            check_positive(self.max_latency_ms, "target.max_latency_ms", what="a latency in ms")
+        check_range(
+            self.max_quality_drop, "target.max_quality_drop", what="a relative drop (0.04 = 4 %)"
+        )
 
     def param_limit(self, baseline_params: int) -> float:
         """The largest parameter count the size criteria allow (inf if none is set)."""

@@ -17,6 +17,8 @@ what remains (``torch.nn.utils.prune``'s ``amount`` is the latter).
 
 from __future__ import annotations
 
+from medprune.common.checks import check_int
+
 SCHEDULES = ("cubic", "linear", "constant", "one_shot", "iterative")
 #: Weight rewinding (lottery ticket) belongs to schedules that prune in few large steps with
 #: training in between; with a mask update every few steps it would undo all training.
@@ -59,8 +61,7 @@ def linear_sparsity(
 def iterative_round_steps(begin_step: int, end_step: int, rounds: int) -> list[int]:
     """Steps of the pruning rounds: the first at ``begin_step``, the last at ``end_step``."""
     _check_window(begin_step, end_step)
-    if rounds < 1:
-        raise ValueError(f"iterative schedule: rounds={rounds} must be >= 1")
+    check_int(rounds, "rounds")
     if rounds == 1:
         return [end_step]
     span = end_step - begin_step
@@ -108,8 +109,7 @@ def sparsity_at(
 def update_steps(begin_step: int, end_step: int, frequency: int) -> list[int]:
     """Mask updates of the gradual schedules: every ``frequency`` steps from ``begin_step``,
     and always ``end_step`` so the run ends exactly at the final target."""
-    if frequency < 1:
-        raise ValueError(f"update_steps: frequency={frequency} must be >= 1")
+    check_int(frequency, "frequency")
     steps = list(range(begin_step, end_step, frequency))
     return [*steps, end_step]
 

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medprune.common.checks import check_choice
+
 MAGIC = b"MPSPARSE"
 VERSION = 1
 VALUE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -54,8 +56,7 @@ def save_sparse(
     float32 models, "float16" halves the values. Tensors are never widened (float16 or
     bfloat16 values stay as they are). Negative zeros count as zeros and come back as +0.0.
     """
-    if not isinstance(dtype, str) or dtype not in VALUE_DTYPES:
-        raise ValueError(f"dtype={dtype!r}: expected one of {', '.join(VALUE_DTYPES)}")
+    check_choice(dtype, "dtype", VALUE_DTYPES)
     entries, blobs = [], []
     for name, tensor in state_dict.items():
         entry, blob = _encode(name, tensor, VALUE_DTYPES[dtype])

@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from medprune.common.checks import check_positive
+
 
 class SegmentationTask(L.LightningModule):
     """Subclasses call ``save_hyperparameters`` (with ``lr``, ``weight_decay``,
@@ -21,8 +23,7 @@ class SegmentationTask(L.LightningModule):
     _distill_weight = 0.0
 
     def attach(self, net: nn.Module) -> None:
-        if not self.hparams.lr > 0:
-            raise ValueError(f"task.lr={self.hparams.lr!r}: expected a learning rate > 0")
+        check_positive(self.hparams.lr, "task.lr", what="a learning rate")
         # NHWC convolutions: 257 -> 193 ms per training step of the default nuclei model on 2
         # CPU cores (batch 8, 96 px; benchmarks/train_step_time.py). Parameters stay the same
         # objects, so pruning masks and state_dict keys are unaffected.
@@ -56,8 +57,8 @@ class SegmentationTask(L.LightningModule):
         """Knowledge distillation (prune.py fine-tuning): the training loss gains ``weight *
         distillation_loss(outputs, teacher outputs)``. The teacher is frozen and run in eval
         mode (BatchNorm running statistics); ``None`` switches distillation off."""
-        if teacher is not None and not weight > 0:
-            raise ValueError(f"distillation weight={weight!r}: expected > 0")
+        if teacher is not None:
+            check_positive(weight, "weight", what="a distillation weight")
         if (
             teacher is not None
             and type(self).distillation_loss is SegmentationTask.distillation_loss

@@ -19,6 +19,7 @@ from torch import nn
 from torchmetrics import MeanSquaredError
 from torchmetrics.segmentation import DiceScore
 
+from medprune.common.checks import check_range
 from medprune.inference.sliding_window import whole_image_outputs
 from medprune.metrics.tiles import InstanceMetrics
 from medprune.postprocess import WatershedPostprocessor
@@ -58,8 +59,9 @@ class NucleiSegmentationTask(SegmentationTask):
         overlap: float = 0.25,
     ) -> None:
         super().__init__()
-        if not dist_loss_weight >= 0:
-            raise ValueError(f"task.dist_loss_weight={dist_loss_weight!r}: expected >= 0")
+        check_range(
+            dist_loss_weight, "task.dist_loss_weight", 0, float("inf"), what="a loss weight"
+        )
         self.save_hyperparameters(ignore=["net"])
         self.attach(net)
         self.postprocess = WatershedPostprocessor(**dict(postprocess or {}))
@@ -76,12 +78,7 @@ class NucleiSegmentationTask(SegmentationTask):
                 f"task.window={window!r}: expected null or a positive integer divisible by "
                 f"{self.multiple} (2 ** (model.depth - 1)) px"
             )
-        if (
-            isinstance(overlap, bool)
-            or not isinstance(overlap, (int, float))
-            or not 0 <= overlap < 1
-        ):
-            raise ValueError(f"task.overlap={overlap!r}: expected a fraction in [0, 1)")
+        check_range(overlap, "task.overlap", what="a fraction")
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(

@@ -58,6 +58,13 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
         return compose("train", overrides=[*overrides, *extra])
 
 
+def compose_prune(overrides: list[str]) -> DictConfig:
+    """prune.py's config, composed as its @hydra.main composes it."""
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("prune", overrides=overrides)
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     def make(*overrides: str) -> DictConfig:

@@ -54,6 +54,7 @@ def test_settings_round_trip_and_named_errors(tmp_path):
         ({"postprocess": {**settings["postprocess"], "fg_threshold": 1.5}},
          "postprocess.fg_threshold=1.5"),
         ({"preprocess": {**settings["preprocess"], "window": 100}}, "preprocess.window=100"),
+        ({"onnx": "../model.onnx"}, "onnx='../model.onnx', expected a file name in the folder"),
     ):  # fmt: skip
         path.write_text(json.dumps({**settings, **change}))
         with pytest.raises(ValueError, match=key.replace("[", r"\[")) as err:

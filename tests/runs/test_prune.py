@@ -13,16 +13,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from acdc_fixtures import frame_data, write_nifti
-from conftest import CARDIAC_TINY, CONF, ROOT, compose_predict, compose_train
+from conftest import CARDIAC_TINY, ROOT, compose_predict, compose_prune, compose_train
 from medprune.inference.checkpoint import CONFIG_KEY, load_trained
 from medprune.inference.export import load_program
 from medprune.inference.predict import predict
 from medprune.models import UNet
 from medprune.pruning.structured import count_parameters
-from medprune.runs.config import register_configs, validate_config
+from medprune.runs.config import validate_config
 from medprune.runs.sculpting import sculpt
 from medprune.runs.sculptor import Sculptor
 from medprune.runs.training import train
@@ -41,12 +40,6 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
     train(compose_train(CARDIAC_TINY, out))
     return out / "checkpoints" / "last.ckpt"
-
-
-def compose_prune(overrides: list[str]):
-    register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        return compose("prune", overrides=overrides)
 
 
 def digest(path) -> str:

@@ -6,22 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from acdc_fixtures import write_patient
-from conftest import CARDIAC_TINY, CONF, compose_train
+from conftest import CARDIAC_TINY, compose_prune, compose_train
 from medprune.runs.sculpting import sculpt
 from medprune.runs.training import train
 
 FAST = ["pruning=global", "sparsity=0.5", "target.compression=1.5", "target.max_quality_drop=0.99",
         "finetune.epochs=1", "export.onnx=false", "bench.warmup=0", "bench.repeats=1",
         "logger=none", "trainer.enable_progress_bar=false"]  # fmt: skip
-
-
-def compose_prune(overrides):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        return compose("prune", overrides=overrides)
 
 
 @pytest.fixture(scope="module")

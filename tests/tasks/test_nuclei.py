@@ -69,6 +69,24 @@ def test_fixed_thresholds_when_tuning_is_off(tiny_cfg):
     assert not post["tuned"] and post["marker_threshold"] == 0.7 and "search" not in post
 
 
+def test_fixed_validation_scores_with_the_thresholds_as_they_are(tiny_cfg):
+    # a one-epoch Trainer would tune in an ordinary validation (its last epoch); this one
+    # must not: prune.py scores the int8 model with the fp32 model's deployed thresholds
+    import lightning as L
+
+    from medprune.runs.job import build_data, build_task
+
+    cfg = tiny_cfg("task.postprocess.fg_threshold=0.45", "task.postprocess.marker_threshold=0.65")
+    _, module = build_task(cfg)
+    tuning = module.tuning
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False)
+    val = module.fixed_validation(trainer, build_data(cfg.data))
+    assert "val/aji" in val and "val/fg_threshold" not in val
+    assert (module.postprocess.fg_threshold, module.postprocess.marker_threshold) == (0.45, 0.65)
+    assert module.tuning is tuning and module.search is None
+    assert "val/fg_threshold" in module.tuned_validation(trainer, build_data(cfg.data))
+
+
 def test_window_must_suit_the_unet():
     net = TwoBranchUNet(base_channels=2, depth=3)
     with pytest.raises(ValueError, match=r"task.window=30: .* divisible by 4"):

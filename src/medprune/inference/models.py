@@ -62,7 +62,9 @@ def load_model(model: str | Path, runtime: str, threads: int | None) -> tuple[An
         return network, settings, {"model": str(checkpoint), "kind": "checkpoint"}
     folder = Path(model)
     settings = read_settings(folder)
-    onnx, program = folder / ONNX_FILE, folder / PROGRAM_FILE
+    # the ONNX file the folder deploys: model.onnx, or what inference.json names (prune.py's
+    # model.int8.onnx when the int8 model kept its quality)
+    onnx, program = folder / settings.get("onnx", ONNX_FILE), folder / PROGRAM_FILE
     if runtime == "torch" or (runtime == "auto" and not onnx.is_file()):
         if not program.is_file():
             raise FileNotFoundError(f"model={model}: runtime={runtime} needs {program}")

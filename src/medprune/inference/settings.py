@@ -141,6 +141,9 @@ def check_settings(settings: Any, path: Path) -> None:
     for key in ("preprocess", "postprocess", "classes"):
         if not isinstance(settings.get(key), dict):
             _fail(path, key, "a JSON object", settings.get(key))
+    onnx = settings.get("onnx", ONNX_FILE)  # optional: the ONNX file the folder deploys
+    if not isinstance(onnx, str) or not onnx.endswith(".onnx") or Path(onnx).name != onnx:
+        _fail(path, "onnx", "a file name in the folder ending in .onnx", onnx)
     pre, post = settings["preprocess"], settings["postprocess"]
     multiple = pre.get("size_multiple")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:

@@ -41,10 +41,11 @@ class Targets:
     max_latency_ms: float | None = None
     max_quality_drop: float = 0.04
 
-    def validate(self) -> None:
-        """Values no model could meet, each message naming its ``target.*`` key."""
+    def validate(self, size_required: bool = True) -> None:
+        """Values no model could meet, each message naming its ``target.*`` key;
+        ``size_required``: at least one size or speed criterion must be given."""
         given = [k for k in SIZE_CRITERIA if getattr(self, k) is not None]
-        if not given:
+        if not given and size_required:
             raise ValueError(
                 "no deployment criterion: set at least one of target.compression, "
                 "target.max_params, target.max_latency_ms"

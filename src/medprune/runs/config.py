@@ -28,6 +28,7 @@ from medprune.common.checks import (
     check_positive,
     check_range,
 )
+from medprune.inference.quantize import CALIBRATION_METHODS
 from medprune.pruning.callback import GradualMagnitudePruning
 from medprune.pruning.criteria import Targets
 from medprune.pruning.selection import DEFAULT_EXCLUDE
@@ -105,6 +106,9 @@ class FinetuneConfig:
 @dataclass
 class OnnxExportConfig:
     onnx: bool = True
+    int8: bool = False  # also a static int8 (QDQ) model.int8.onnx, scored and deployed if good
+    calibration_items: int = 64  # training patches / slices the int8 ranges are fitted on
+    calibration_method: str = "minmax"  # minmax | entropy | percentile
 
 
 @dataclass
@@ -208,7 +212,7 @@ def validate_prune_config(cfg: DictConfig) -> None:
             raise _renamed(err, "pruning.", {"ratio": "pruning.step_ratio"}) from None
         check_int(pruning.max_steps, "pruning.max_steps")
         check_int(pruning.patience, "pruning.patience", low=0)
-    else:
+    elif pruning.scope != "none":  # none: the trained model as it is (e.g. a dense int8)
         _check_unstructured_prune(cfg)
     devices = cfg.trainer.get("devices", 1)
     if devices not in (1, "1") or cfg.trainer.get("num_nodes", 1) != 1:
@@ -228,6 +232,17 @@ def validate_prune_config(cfg: DictConfig) -> None:
         what="a loss weight (0 = no distillation)",
     )
     check_bool(cfg.export.onnx, "export.onnx")
+    check_bool(cfg.export.int8, "export.int8")
+    if cfg.export.int8:
+        if not cfg.export.onnx:
+            raise ValueError(
+                "export.int8=true with export.onnx=false: int8 quantizes the exported ONNX "
+                "model; set export.onnx=true"
+            )
+        check_int(cfg.export.calibration_items, "export.calibration_items")
+        check_choice(
+            cfg.export.calibration_method, "export.calibration_method", CALIBRATION_METHODS
+        )
     check_int(cfg.bench.threads, "bench.threads")
     check_int(cfg.bench.warmup, "bench.warmup", low=0)
     check_int(cfg.bench.repeats, "bench.repeats")
@@ -239,10 +254,6 @@ def _check_unstructured_prune(cfg: DictConfig) -> None:
     """prune.py with pruning=global|layerwise: one fine-tuning run with the callback."""
     validate_pruning(cfg.pruning)
     scope = cfg.pruning.scope
-    if scope == "none":
-        raise ValueError(
-            "pruning=none: prune.py needs pruning=structured, pruning=global or pruning=layerwise"
-        )
     if cfg.finetune.epochs < 1:
         raise ValueError(
             f"finetune.epochs={cfg.finetune.epochs}: pruning={scope} prunes while it "

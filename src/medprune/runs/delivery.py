@@ -19,6 +19,7 @@ from medprune.bench import onnx_latency, torch_latency
 from medprune.inference.export import check_onnx, save_onnx, save_program
 from medprune.inference.settings import settings_from_run, write_settings
 from medprune.pruning.criteria import StepResult, Targets, criteria_met, quality_drop
+from medprune.runs.int8 import quantize_step
 from medprune.runs.job import export_sparse_model
 from medprune.runs.sculptor import Sculptor
 from medprune.runs.summary import write_summary
@@ -51,7 +52,7 @@ def _export(sculptor: Sculptor, dense_net: nn.Module) -> dict[str, Any]:
         export["baseline_onnx_max_abs_diff"] = check_onnx(
             dense_net, export["baseline_onnx"], example
         )
-    if sculptor.cfg.pruning.scope != "structured":  # zeros only pay off in the sparse file
+    if sculptor.cfg.pruning.scope in ("global", "layerwise"):  # zeros pay off in this file
         export["sparse"] = export_sparse_model(net, out, sculptor.cfg.pruning.export.dtype)
     return export
 
@@ -87,14 +88,22 @@ def deliver(
     cfg, out, higher = sculptor.cfg, sculptor.out, sculptor.higher_is_better
     dense_net = dense[0]
     export = _export(sculptor, dense_net)
+    bench = _bench(sculptor, dense_net, export)
+    int8 = None
+    if cfg.export.int8:  # after the fp32 timings: no int8 session lives beside them
+        int8 = quantize_step(
+            sculptor, Path(export["onnx"]), baseline[0], baseline[1], targets.max_quality_drop
+        )
+        bench["pruned"]["onnxruntime_int8"] = int8.pop("bench")
     # inference.json beside model.onnx / model.pt2: the folder is what prediction deploys
     settings = settings_from_run(
         OmegaConf.to_container(trained_cfg, resolve=True), pruned[2].get("postprocess")
     )
+    if int8 is not None and int8["deployed"]:
+        settings["onnx"] = Path(int8["path"]).name
     export["settings"] = str(
         write_settings(settings, out, checkpoint=str(cfg.ckpt), made_by="prune.py")
     )
-    bench = _bench(sculptor, dense_net, export)
     latency = {k: v["torch"]["median_ms"] for k, v in bench.items()}
     onnx = {
         k: v["onnxruntime"]["median_ms"] if "onnxruntime" in v else None for k, v in bench.items()
@@ -138,6 +147,7 @@ def deliver(
         "steps": steps,
         "bench": bench,
         "export": export,
+        **({} if int8 is None else {"int8": int8}),
         "output_dir": str(out),
     }
     summary["all_criteria_met"] = all(c["met"] for c in summary["criteria"].values())
@@ -158,6 +168,11 @@ def wandb_values(summary: dict[str, Any]) -> dict[str, Any]:
         for key in ("params", "latency_ms", "onnx_latency_ms", "val_quality"):
             values[f"{side}/{key}"] = summary[side][key]
         values.update({f"{side}/{k}": v for k, v in summary[side]["metrics"].items()})
+    if "int8" in summary:
+        q = summary["int8"]
+        for key in ("val_quality", "onnx_latency_ms", "file_bytes", "quality_drop", "deployed"):
+            values[f"int8/{key}"] = q[key]
+        values.update({f"int8/{k}": v for k, v in q["metrics"].items()})
     return values
 
 
@@ -185,6 +200,12 @@ def render_report(s: dict[str, Any]) -> str:
             f"| {name} | {side['params']:,} | {side['val_quality']:.4f} | "
             f"{side['latency_ms']:.2f} | {ms(side['onnx_latency_ms'])} |"
         )
+    q = s.get("int8")
+    if q is not None:
+        lines.append(
+            f"| pruned int8 | {p['params']:,} | {q['val_quality']:.4f} | n/a | "
+            f"{ms(q['onnx_latency_ms'])} |"
+        )
     lines += [
         "",
         f"Compression {s['compression_ratio']:.1f}x, speedup {s['speedup']:.2f}x (torch), "
@@ -197,6 +218,8 @@ def render_report(s: dict[str, Any]) -> str:
     for key, c in s["criteria"].items():
         value = "n/a" if c["value"] is None else f"{c['value']:,.4g}"
         lines.append(f"| {key} | {c['target']:,.4g} | {value} | {'yes' if c['met'] else 'NO'} |")
+    if q is not None:
+        lines += ["", *_int8_lines(s, q)]
     lines += [
         "",
         f"| step | params | compression | {metric} | torch ms | epochs |",
@@ -208,3 +231,24 @@ def render_report(s: dict[str, Any]) -> str:
             f"{row['quality']:.4f} | {row['latency_ms']:.2f} | {row['epochs']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _int8_lines(s: dict[str, Any], q: dict[str, Any]) -> list[str]:
+    """report.md's int8 part: the deployment decision, file sizes, the test metrics side by
+    side (per structure for cardiac)."""
+    speedup = s["pruned"]["onnx_latency_ms"] / q["onnx_latency_ms"]
+    calibration = q["calibration"]
+    lines = [
+        f"int8 ({calibration['method']} calibration on {calibration['items']} training items): "
+        f"{'deployed' if q['deployed'] else 'NOT deployed, the folder deploys fp32 model.onnx'}"
+        f" ({q['reason']}). File {q['file_bytes'] / 1e6:.2f} MB vs "
+        f"{q['fp32_file_bytes'] / 1e6:.2f} MB fp32; onnxruntime {speedup:.2f}x faster than fp32.",
+        "",
+        "| test metric | dense | pruned fp32 | pruned int8 |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, value in q["metrics"].items():
+        dense, fp32 = s["baseline"]["metrics"].get(key), s["pruned"]["metrics"].get(key)
+        cells = ["n/a" if v is None else f"{v:.4f}" for v in (dense, fp32, value)]
+        lines.append(f"| {key} | {' | '.join(cells)} |")
+    return lines

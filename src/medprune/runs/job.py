@@ -74,7 +74,7 @@ TRAIN_OUTPUTS = ("summary.json", "checkpoints")
 TRAIN_HINT = "to resume, pass ckpt_path=<old run>/checkpoints/last.ckpt"
 #: Files a prune.py run writes in its output folder; none may exist before it starts.
 PRUNE_OUTPUTS = ("summary.json", "report.md", "config.yaml", "model.pt2", "model.onnx")
-PRUNE_OUTPUTS += ("baseline.onnx", "model.sparse", "inference.json")
+PRUNE_OUTPUTS += ("baseline.onnx", "model.int8.onnx", "model.sparse", "inference.json")
 PRUNE_HINT = "the input checkpoint is never written"
 
 

@@ -99,3 +99,18 @@ def unstructured_step(sculptor: Sculptor, targets: Targets, history, rows, logge
     if reason.startswith("pruning.max_steps"):  # one step here: name what set its size
         reason = f"sparsity={cfg.pruning.target_sparsity} reached without every criterion met"
     return reason, sculptor.snapshot()
+
+
+def no_steps(sculptor: Sculptor, targets: Targets, history, rows, loggers):
+    """``pruning=none``: the trained model as it is, scored, exported and benchmarked (and
+    quantized with ``export.int8=true``: the dense int8 baseline)."""
+    return "pruning=none: the trained model as it is", None
+
+
+#: The step loop of each ``pruning`` scope prune.py takes.
+STEPS = {
+    "structured": structured_steps,
+    "global": unstructured_step,
+    "layerwise": unstructured_step,
+    "none": no_steps,
+}

@@ -5,9 +5,10 @@ first (val, with post-processing tuned, then test). Then, for ``pruning=structur
 are removed step by step (``medprune.pruning.structured``), each step fine-tuned with a new
 optimizer and scored on val, until the deployment criteria hold or quality falls past the
 tolerance (``medprune.pruning.criteria``); ``pruning=global|layerwise`` instead fine-tunes once
-with the gradual magnitude callback. The most compressed step within the tolerance is tested,
-exported (``model.pt2``, ``model.onnx``) and benchmarked against the dense model
-(``medprune.runs.delivery``). The input checkpoint is only read.
+with the gradual magnitude callback, and ``pruning=none`` keeps the trained model. The most
+compressed step within the tolerance is tested, exported (``model.pt2``, ``model.onnx``, with
+``export.int8=true`` also ``model.int8.onnx``: ``medprune.runs.int8``) and benchmarked against
+the dense model (``medprune.runs.delivery``). The input checkpoint is only read.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from medprune.runs.job import (
     update_wandb_summary,
     write_run_config,
 )
-from medprune.runs.sculpt_steps import record_step, structured_steps, unstructured_step
+from medprune.runs.sculpt_steps import STEPS, record_step
 from medprune.runs.sculptor import build_sculptor, check_reachable
 
 
@@ -43,7 +44,7 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
     model to ``cfg.paths.output_dir``; return the summary."""
     validate_prune_config(cfg)
     targets = Targets(**OmegaConf.to_container(cfg.target, resolve=True))
-    targets.validate()
+    targets.validate(size_required=cfg.pruning.scope != "none")
     out = Path(cfg.paths.output_dir)
     start_job(out, PRUNE_OUTPUTS, PRUNE_HINT)
     trained_cfg, checkpoint = load_trained(cfg.ckpt)
@@ -63,7 +64,7 @@ def sculpt(cfg: DictConfig) -> dict[str, Any]:
         dense = sculptor.snapshot()  # with the thresholds just tuned for the dense network
         record_step(history, rows, base, val, sculptor, loggers)
         baseline_test = sculptor.test()
-        steps = structured_steps if cfg.pruning.scope == "structured" else unstructured_step
+        steps = STEPS[cfg.pruning.scope]
         reason, chosen = steps(sculptor, targets, history, rows, loggers)
         sculptor.module.set_teacher(None)
         pick = select_step(history, targets, sculptor.higher_is_better)

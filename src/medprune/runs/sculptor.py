@@ -138,6 +138,8 @@ def check_reachable(sculptor: Sculptor, targets: Targets) -> None:
     before anything is scored or trained."""
     cfg, net = sculptor.cfg, sculptor.module.net
     total = count_parameters(net)
+    if cfg.pruning.scope == "none":  # no size criterion to reach
+        return
     if cfg.pruning.scope == "structured":
         smallest = prune_channels(
             copy.deepcopy(net),

@@ -98,6 +98,14 @@ class SegmentationTask(L.LightningModule):
         (metrics,) = trainer.validate(self, datamodule=datamodule, verbose=False)
         return {k: float(v) for k, v in metrics.items()}
 
+    def fixed_validation(
+        self, trainer: L.Trainer, datamodule: L.LightningDataModule
+    ) -> dict[str, float]:
+        """One validation pass with the post-processing as it is, never tuned (prune.py
+        scores the int8 model with the fp32 model's settings, as it is deployed)."""
+        (metrics,) = trainer.validate(self, datamodule=datamodule, verbose=False)
+        return {k: float(v) for k, v in metrics.items()}
+
     def run_summary(self) -> dict[str, Any]:
         """Task-specific entries for summary.json (e.g. tuned post-processing); none here."""
         return {}

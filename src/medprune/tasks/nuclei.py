@@ -187,6 +187,15 @@ class NucleiSegmentationTask(SegmentationTask):
         finally:
             self.force_tuning = False
 
+    def fixed_validation(
+        self, trainer: L.Trainer, datamodule: L.LightningDataModule
+    ) -> dict[str, float]:
+        tuning, self.tuning = self.tuning, None  # no tuning object: _tuning_epoch is False
+        try:
+            return super().fixed_validation(trainer, datamodule)
+        finally:
+            self.tuning = tuning
+
     def _tune(self) -> None:
         """Pick thresholds on this validation epoch's maps and score them with the pick.
         Under DDP each rank scores the grid on its share of the tiles and the score sums

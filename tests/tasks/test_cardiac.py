@@ -132,6 +132,28 @@ def test_acdc_evaluation_scores_the_labels_as_read(tmp_path):
         assert item["spacing"].tolist() == list(original.spacing)
 
 
+def test_acdc_test_fraction_tests_on_other_patients_than_val(tmp_path):
+    from medprune.data import AcdcDataModule
+
+    for number, group in enumerate(["NOR"] * 4 + ["DCM"] * 4, start=1):
+        write_patient(tmp_path, number, group=group)
+    split = {}
+    for test_fraction in (None, 0.25):
+        dm = AcdcDataModule(root=str(tmp_path), val_fraction=0.25, test_fraction=test_fraction)
+        dm.setup("fit")
+        dm.setup("test")
+        split[test_fraction] = {
+            name: sorted({vol.patient_id for vol, _ in dm.splits[name].pairs})
+            for name in ("val", "test")
+        }
+        split[test_fraction]["train"] = sorted({v.patient_id for v in dm.splits["train"].volumes})
+    # without: test = val; with: 2 of each group held out, 1 to val and 1 to test
+    assert split[None]["test"] == split[None]["val"] and len(split[None]["val"]) == 2
+    val, test, train = split[0.25]["val"], split[0.25]["test"], split[0.25]["train"]
+    assert len(val) == len(test) == 2 and not set(val) & set(test)
+    assert len(train) == 4 and not set(train) & (set(val) | set(test))
+
+
 def test_acdc_data_module_errors_name_the_key(tmp_path):
     from medprune.data import AcdcDataModule
 
@@ -139,6 +161,10 @@ def test_acdc_data_module_errors_name_the_key(tmp_path):
         AcdcDataModule(root=str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="data.crop_size=8"):
         AcdcDataModule(root=str(tmp_path), crop_size=8)
+    with pytest.raises(ValueError, match="data.test_fraction=0.1 with data.test_root="):
+        AcdcDataModule(root=str(tmp_path), test_root=str(tmp_path), test_fraction=0.1)
+    with pytest.raises(ValueError, match=r"data.val_fraction \+ data.test_fraction=1.0"):
+        AcdcDataModule(root=str(tmp_path), val_fraction=0.5, test_fraction=0.5)
 
 
 def test_tasks_reject_a_non_positive_learning_rate():

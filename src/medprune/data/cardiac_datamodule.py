@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from medprune.common.checks import check_data_ints, check_positive
+from medprune.common.checks import check_data_ints, check_positive, check_range
 from medprune.data.acdc import (
     Volume,
     center_crop_or_pad,
@@ -212,7 +212,9 @@ class AcdcDataModule(_CardiacDataModule):
     """ACDC in its original layout (``patientNNN/Info.cfg`` + ED/ES NIfTI frames).
 
     ``root`` is split by patient, stratified by group, into train and val (``val_fraction``,
-    ``split_seed``); test uses ``test_root`` if given, else the val patients. Volumes are
+    ``split_seed``); test uses ``test_root`` if given, else ``test_fraction`` of the patients
+    held out beside val (other patients than val's: steps are chosen on val, scored on
+    test), else the val patients. Volumes are
     resampled in-plane to ``target_spacing`` mm (null: keep) and z-scored per volume;
     training uses random ``crop_size`` px windows of every slice (padded where smaller).
     Val/test predictions are scored against the labels as read, on each volume's own grid.
@@ -224,6 +226,7 @@ class AcdcDataModule(_CardiacDataModule):
         test_root: str | None = None,
         val_fraction: float = 0.2,
         split_seed: int = 0,
+        test_fraction: float | None = None,
         target_spacing: Sequence[float] | None = (1.5625, 1.5625),
         crop_size: int = 160,
         batch_size: int = 16,
@@ -236,6 +239,14 @@ class AcdcDataModule(_CardiacDataModule):
             raise FileNotFoundError(f"data.root={root}: no such folder of patientNNN dirs")
         if test_root is not None and not Path(test_root).is_dir():
             raise FileNotFoundError(f"data.test_root={test_root}: no such folder")
+        if test_fraction is not None:
+            if test_root is not None:
+                raise ValueError(
+                    f"data.test_fraction={test_fraction} with data.test_root={test_root}: "
+                    "test on one of them (set the other to null)"
+                )
+            check_range(test_fraction, "data.test_fraction", low_open=True)
+            check_range(val_fraction + test_fraction, "data.val_fraction + data.test_fraction")
         check_data_ints(crop_size=(crop_size, 16))  # px
         self.save_hyperparameters()
 
@@ -249,12 +260,17 @@ class AcdcDataModule(_CardiacDataModule):
         self,
     ) -> tuple[list[Volume], list[tuple[Volume, Volume]], list[tuple[Volume, Volume]]]:
         hp = self.hparams
-        train_dirs, val_dirs = split_patients(
-            find_patients(hp.root), hp.val_fraction, hp.split_seed
-        )
+        held_out = hp.val_fraction + (hp.test_fraction or 0.0)
+        train_dirs, val_dirs = split_patients(find_patients(hp.root), held_out, hp.split_seed)
+        test_dirs = None
+        if hp.test_fraction is not None:  # the held-out patients, stratified into val and test
+            val_dirs, test_dirs = split_patients(
+                val_dirs, hp.test_fraction / held_out, hp.split_seed
+            )
         train, val = [v for v, _ in self._load(train_dirs)], self._load(val_dirs)
-        test = self._load(find_patients(hp.test_root)) if hp.test_root else val
-        return train, val, test
+        if hp.test_root:
+            test_dirs = find_patients(hp.test_root)
+        return train, val, val if test_dirs is None else self._load(test_dirs)
 
     def train_dataset(self, volumes: list[Volume]) -> Dataset:
         hp = self.hparams

@@ -59,24 +59,18 @@ def table(work: Path, test: Path, threads: int) -> dict:
         "dense fp32 torch": (
             load_checkpoint_network(work / "dense" / "checkpoints" / "last.ckpt")[0],
             dense["baseline"]["metrics"],
-        ),
-        "dense fp32 onnxruntime": (
-            OnnxNetwork(work / "dense_int8" / "model.onnx", threads),
-            dense["baseline"]["metrics"],
-        ),
-        "dense int8 onnxruntime": (
-            OnnxNetwork(work / "dense_int8" / "model.int8.onnx", threads),
-            dense["int8"]["metrics"],
-        ),
-        "pruned 93.75 % fp32 onnxruntime": (
-            OnnxNetwork(work / "pruned_int8" / "model.onnx", threads),
-            pruned["baseline"]["metrics"],
-        ),
-        "pruned 93.75 % int8 onnxruntime": (
-            OnnxNetwork(work / "pruned_int8" / "model.int8.onnx", threads),
-            pruned["int8"]["metrics"],
-        ),
+        )
     }
+    for label, folder, summary in (
+        ("dense", "dense_int8", dense),
+        ("pruned 93.75 %", "pruned_int8", pruned),
+    ):
+        for precision, file, metrics in (
+            ("fp32", "model.onnx", summary["baseline"]["metrics"]),
+            ("int8", "model.int8.onnx", summary["int8"]["metrics"]),
+        ):
+            network = OnnxNetwork(work / folder / file, threads)
+            rows[f"{label} {precision} onnxruntime"] = (network, metrics)
     result = {}
     for name, (network, metrics) in rows.items():
         result[name] = {

@@ -20,7 +20,9 @@ from medprune.runs.sculpting import sculpt
 from medprune.runs.training import train
 
 QUICK = ["bench.warmup=1", "bench.repeats=3", "logger=none", "trainer.enable_progress_bar=false"]
+# no speed condition here: int8 of a U-Net of width 4 need not be faster than fp32
 DENSE_INT8 = ["pruning=none", "export.int8=true", "export.calibration_items=6", *QUICK]
+DENSE_INT8.append("export.int8_min_speedup=0")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,15 @@ def test_dense_int8_is_scored_recorded_and_deployed(dense_int8):
     assert meta == {"model": str(out / "model.int8.onnx"), "kind": "onnx"}
 
 
+def test_int8_slower_than_fp32_hands_back_fp32(trained, tmp_path):
+    out = tmp_path / "prune"
+    cfg = compose_prune([f"ckpt={trained}", *DENSE_INT8, "target.max_quality_drop=0.99",
+                         "export.int8_min_speedup=1e9", f"paths.output_dir={out}"])  # fmt: skip
+    q = sculpt(cfg)["int8"]
+    assert q["deployed"] is False and "export.int8_min_speedup=1e+09" in q["reason"]
+    assert "onnx" not in json.loads((out / "inference.json").read_text())
+
+
 def test_int8_past_the_quality_tolerance_hands_back_fp32(trained, tmp_path, monkeypatch):
     real = int8_step.score_onnx
 
@@ -96,6 +107,9 @@ def test_int8_past_the_quality_tolerance_hands_back_fp32(trained, tmp_path, monk
     q = summary["int8"]
     assert q["deployed"] is False and q["quality_drop"] > 0.04
     assert "target.max_quality_drop=0.04" in q["reason"]
+    assert q["speedup_vs_fp32"] == pytest.approx(
+        summary["pruned"]["onnx_latency_ms"] / q["onnx_latency_ms"]
+    )
     assert "onnx" not in json.loads((out / "inference.json").read_text())
     _, _, meta = load_model(str(out), "auto", None)
     assert meta["model"] == str(out / "model.onnx")
@@ -109,6 +123,7 @@ def test_int8_past_the_quality_tolerance_hands_back_fp32(trained, tmp_path, monk
         (["export.onnx=false"], "export.int8=true with export.onnx=false"),
         (["export.calibration_items=0"], "export.calibration_items=0: expected an integer >= 1"),
         (["export.calibration_method=kl"], "export.calibration_method='kl': expected one of"),
+        (["export.int8_min_speedup=-1"], "export.int8_min_speedup=-1"),
     ],
 )
 def test_bad_int8_settings_fail_before_anything_is_written(trained, tmp_path, overrides, message):

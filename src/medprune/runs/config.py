@@ -109,6 +109,7 @@ class OnnxExportConfig:
     int8: bool = False  # also a static int8 (QDQ) model.int8.onnx, scored and deployed if good
     calibration_items: int = 64  # training patches / slices the int8 ranges are fitted on
     calibration_method: str = "minmax"  # minmax | entropy | percentile
+    int8_min_speedup: float = 1.0  # deployed only if fp32 ms / int8 ms (onnxruntime) >= this
 
 
 @dataclass
@@ -240,6 +241,7 @@ def validate_prune_config(cfg: DictConfig) -> None:
                 "model; set export.onnx=true"
             )
         check_int(cfg.export.calibration_items, "export.calibration_items")
+        check_range(cfg.export.int8_min_speedup, "export.int8_min_speedup", 0, float("inf"))
         check_choice(
             cfg.export.calibration_method, "export.calibration_method", CALIBRATION_METHODS
         )

@@ -91,9 +91,11 @@ def deliver(
     bench = _bench(sculptor, dense_net, export)
     int8 = None
     if cfg.export.int8:  # after the fp32 timings: no int8 session lives beside them
+        fp32_ms = bench["pruned"]["onnxruntime"]["median_ms"]
         int8 = quantize_step(
-            sculptor, Path(export["onnx"]), baseline[0], baseline[1], targets.max_quality_drop
-        )
+            sculptor, Path(export["onnx"]), fp32_ms, baseline[0], baseline[1],
+            targets.max_quality_drop,
+        )  # fmt: skip
         bench["pruned"]["onnxruntime_int8"] = int8.pop("bench")
     # inference.json beside model.onnx / model.pt2: the folder is what prediction deploys
     settings = settings_from_run(

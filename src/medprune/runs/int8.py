@@ -4,7 +4,8 @@ exported ONNX model, score it as deployed, and decide which model the folder dep
 The int8 model is scored the way every sculpting step is, through the task's own val and
 test loops, but with the fp32 model's post-processing as it is (nothing re-tuned on the
 int8 outputs), since that is what the deployment folder ships. It is deployed only if its
-val quality stays within ``target.max_quality_drop`` of the dense model's.
+val quality stays within ``target.max_quality_drop`` of the dense model's and it runs at
+least ``export.int8_min_speedup`` times as fast as the fp32 model in onnxruntime.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ def score_onnx(sculptor: Sculptor, path: Path) -> tuple[dict[str, float], dict[s
 def quantize_step(
     sculptor: Sculptor,
     fp32_onnx: Path,
+    fp32_ms: float,
     base: StepResult,
     baseline_test: dict[str, float],
     max_quality_drop: float,
 ) -> dict[str, Any]:
     """Quantize ``fp32_onnx``, score and time the int8 model; the summary's ``int8`` entry.
-    ``base`` and ``baseline_test`` are the dense model's val result and test metrics."""
+    ``fp32_ms`` is the fp32 model's onnxruntime median, ``base`` and ``baseline_test`` the
+    dense model's val result and test metrics."""
     cfg, higher = sculptor.cfg, sculptor.higher_is_better
     items = cfg.export.calibration_items
     batches = calibration_batches(sculptor.datamodule, items)
@@ -100,10 +103,14 @@ def quantize_step(
     latency = onnx_latency(
         path, list(sculptor.example.shape), bench.threads, bench.warmup, bench.repeats
     )
-    deployed = drop <= max_quality_drop
+    speedup, min_speedup = fp32_ms / latency["median_ms"], cfg.export.int8_min_speedup
+    # int8 must keep the quality and also pay off: on very narrow layers the quantize /
+    # dequantize work can cost more than the int8 kernels save
+    deployed = drop <= max_quality_drop and speedup >= min_speedup
     reason = (
         f"int8 {sculptor.metric} {quality:.4f} is {drop:+.2%} from dense "
-        f"({base.quality:.4f}); target.max_quality_drop={max_quality_drop:g}"
+        f"({base.quality:.4f}; target.max_quality_drop={max_quality_drop:g}), "
+        f"{speedup:.2f}x the fp32 onnxruntime speed (export.int8_min_speedup={min_speedup:g})"
     )
     if not deployed:
         log.warning("%s: the deployment folder keeps the fp32 model.onnx", reason)
@@ -126,6 +133,7 @@ def quantize_step(
         "file_bytes": path.stat().st_size,
         "fp32_file_bytes": fp32_onnx.stat().st_size,
         "onnx_latency_ms": latency["median_ms"],
+        "speedup_vs_fp32": speedup,
         "bench": latency,
         "qdq_nodes": qdq_counts(path),
     }

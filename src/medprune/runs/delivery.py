@@ -92,11 +92,10 @@ def deliver(
     int8 = None
     if cfg.export.int8:  # after the fp32 timings: no int8 session lives beside them
         fp32_ms = bench["pruned"]["onnxruntime"]["median_ms"]
-        int8 = quantize_step(
+        int8, bench["pruned"]["onnxruntime_int8"] = quantize_step(
             sculptor, Path(export["onnx"]), fp32_ms, baseline[0], baseline[1],
             targets.max_quality_drop,
         )  # fmt: skip
-        bench["pruned"]["onnxruntime_int8"] = int8.pop("bench")
     # inference.json beside model.onnx / model.pt2: the folder is what prediction deploys
     settings = settings_from_run(
         OmegaConf.to_container(trained_cfg, resolve=True), pruned[2].get("postprocess")
@@ -112,7 +111,6 @@ def deliver(
     }
     base = dataclasses.replace(baseline[0], latency_ms=latency["baseline"])
     pick = dataclasses.replace(pruned[0], latency_ms=latency["pruned"])
-    test_key = sculptor.metric.replace("val/", "test/", 1)
     summary = {
         "task": trained_cfg.task_name,
         "ckpt": str(cfg.ckpt),
@@ -141,9 +139,7 @@ def deliver(
         "speedup": base.latency_ms / pick.latency_ms,
         "onnx_speedup": onnx["baseline"] / onnx["pruned"] if onnx["pruned"] else None,
         "quality_drop": quality_drop(base.quality, pick.quality, higher),
-        "test_quality_drop": quality_drop(
-            baseline[1].get(test_key, float("nan")), pruned[1].get(test_key, float("nan")), higher
-        ),
+        "test_quality_drop": sculptor.test_quality_drop(baseline[1], pruned[1]),
         "criteria": _criteria(targets, base, pick, higher),
         "stopped": stopped,
         "steps": steps,

@@ -85,8 +85,9 @@ def quantize_step(
     base: StepResult,
     baseline_test: dict[str, float],
     max_quality_drop: float,
-) -> dict[str, Any]:
-    """Quantize ``fp32_onnx``, score and time the int8 model; the summary's ``int8`` entry.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Quantize ``fp32_onnx``, score and time the int8 model: the summary's ``int8`` entry
+    and the onnxruntime timing (``bench`` entry).
     ``fp32_ms`` is the fp32 model's onnxruntime median, ``base`` and ``baseline_test`` the
     dense model's val result and test metrics."""
     cfg, higher = sculptor.cfg, sculptor.higher_is_better
@@ -98,7 +99,6 @@ def quantize_step(
     val, test = score_onnx(sculptor, path)
     quality = val[sculptor.metric]
     drop = quality_drop(base.quality, quality, higher)
-    test_key = sculptor.metric.replace("val/", "test/", 1)
     bench = cfg.bench
     latency = onnx_latency(
         path, list(sculptor.example.shape), bench.threads, bench.warmup, bench.repeats
@@ -114,7 +114,7 @@ def quantize_step(
     )
     if not deployed:
         log.warning("%s: the deployment folder keeps the fp32 model.onnx", reason)
-    return {
+    entry = {
         "path": str(path),
         "deployed": deployed,
         "reason": reason,
@@ -127,13 +127,11 @@ def quantize_step(
         "val_metrics": val,
         "metrics": test,
         "quality_drop": drop,
-        "test_quality_drop": quality_drop(
-            baseline_test.get(test_key, float("nan")), test.get(test_key, float("nan")), higher
-        ),
+        "test_quality_drop": sculptor.test_quality_drop(baseline_test, test),
         "file_bytes": path.stat().st_size,
         "fp32_file_bytes": fp32_onnx.stat().st_size,
         "onnx_latency_ms": latency["median_ms"],
         "speedup_vs_fp32": speedup,
-        "bench": latency,
         "qdq_nodes": qdq_counts(path),
     }
+    return entry, latency

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from medprune.bench import torch_latency
 from medprune.inference.checkpoint import CONFIG_KEY
-from medprune.pruning.criteria import StepResult, Targets, describe_floor
+from medprune.pruning.criteria import StepResult, Targets, describe_floor, quality_drop
 from medprune.pruning.structured import count_parameters, prune_channels
 from medprune.runs.job import build_data, build_task, pruning_callback
 
@@ -70,6 +70,13 @@ class Sculptor:
         bench = self.cfg.bench
         shape = list(self.example.shape)
         return torch_latency(net, shape, bench.threads, bench.warmup, bench.repeats)["median_ms"]
+
+    def test_quality_drop(self, dense: dict[str, float], other: dict[str, float]) -> float:
+        """Relative drop of the main metric's test value from ``dense`` to ``other`` (test
+        metrics); NaN where either lacks it."""
+        key = self.metric.replace("val/", "test/", 1)
+        nan = float("nan")
+        return quality_drop(dense.get(key, nan), other.get(key, nan), self.higher_is_better)
 
     def test(self) -> dict[str, float]:
         (metrics,) = self.trainer().test(self.module, datamodule=self.datamodule, verbose=False)
